@@ -1,0 +1,134 @@
+"""Estimators of log p(x) against the closed form of a linear-Gaussian model."""
+
+import math
+
+import pytest
+import torch
+
+import vae_lib as V
+
+
+def linear_gaussian(data_dim=4, latent_dim=2, obs_std=0.6, orthogonal=False, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(data_dim, latent_dim, generator=g, dtype=torch.float64)
+    if orthogonal:  # orthogonal columns: the exact posterior is diagonal
+        w, _ = torch.linalg.qr(w)
+        w = w * torch.tensor([1.5, 0.7, 1.1, 0.4][:latent_dim], dtype=torch.float64)
+    b = torch.randn(data_dim, generator=g, dtype=torch.float64)
+    return V.LinearGaussian(w, b, obs_std)
+
+
+def draw_x(model, n, seed=1):
+    torch.manual_seed(seed)
+    return model.marginal().sample((n,))
+
+
+def test_iwae_bound_equals_exact_log_px_when_q_is_the_posterior():
+    model = linear_gaussian(orthogonal=True)
+    x = draw_x(model, 20)
+    exact = model.exact_log_px(x)
+    for k in (1, 7, 100):
+        est = V.iwae_bound(model, x, k, generator=torch.Generator().manual_seed(k))
+        # every importance weight equals p(x): no variance, no gap
+        torch.testing.assert_close(est, exact, atol=1e-9, rtol=0)
+
+
+def test_iwae_bound_increases_with_k_and_approaches_log_px():
+    # correlated columns: the posterior is correlated, so the mean-field q is not exact
+    w = torch.tensor([[1.0, 0.6], [1.0, 0.4], [0.5, 1.0], [0.3, 0.8]], dtype=torch.float64)
+    model = V.LinearGaussian(w, torch.zeros(4, dtype=torch.float64), obs_std=0.5)
+    x = draw_x(model, 300)
+    exact = model.exact_log_px(x).mean().item()
+    g = torch.Generator().manual_seed(0)
+    means = [V.iwae_bound(model, x, k, generator=g).mean().item() for k in (1, 10, 100, 2000)]
+    assert means[0] < exact - 0.2, "the mean-field ELBO should leave a visible gap"
+    assert means[0] < means[1] < means[2] < means[3] <= exact + 0.01
+    assert exact - means[3] < 0.1 * (exact - means[0])
+
+
+def test_iwae_with_one_sample_is_the_elbo_on_average():
+    model = linear_gaussian(orthogonal=False, obs_std=0.3, seed=3)
+    x = draw_x(model, 2000)
+    mu, logvar = model.encode(x)
+    # closed-form ELBO of a Gaussian q under a linear-Gaussian likelihood
+    w, b, s2 = model.weight, model.bias, model.obs_std**2
+    var = logvar.exp()
+    resid = x - (mu @ w.T + b)
+    expected_rec = -0.5 * (
+        model.data_dim * math.log(2 * math.pi * s2)
+        + ((resid**2).sum(-1) + (var * (w**2).sum(0)).sum(-1)) / s2
+    )
+    elbo = expected_rec - V.gaussian_kl(mu, logvar)
+    est = V.iwae_bound(model, x, 1, generator=torch.Generator().manual_seed(2))
+    assert abs(est.mean().item() - elbo.mean().item()) < 0.1
+    assert (elbo <= model.exact_log_px(x) + 1e-9).all()
+
+
+def test_naive_estimator_converges_to_exact_log_px_in_low_dimension():
+    model = linear_gaussian(data_dim=2, latent_dim=1, obs_std=0.8, seed=4)
+    x = draw_x(model, 5)
+    est = V.naive_log_px(model, x, 200_000, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(est, model.exact_log_px(x), atol=0.03, rtol=0)
+
+
+def test_chunking_does_not_change_the_answer():
+    model = linear_gaussian(data_dim=3, latent_dim=1, obs_std=0.9, seed=5)
+    x = draw_x(model, 4)
+    exact = model.exact_log_px(x)
+    tiny = V.naive_log_px(
+        model, x, 50_000, max_elements=64, generator=torch.Generator().manual_seed(1)
+    )
+    torch.testing.assert_close(tiny, exact, atol=0.05, rtol=0)
+    tiny_iwae = V.iwae_bound(
+        model, x, 3000, max_elements=16, generator=torch.Generator().manual_seed(1)
+    )
+    torch.testing.assert_close(tiny_iwae, exact, atol=0.02, rtol=0)
+
+
+def test_naive_estimator_falls_short_in_high_dimension():
+    # the story of chapter 2: with many latent dimensions the prior rarely lands where x is
+    model = linear_gaussian(data_dim=20, latent_dim=20, obs_std=0.3, seed=6)
+    x = draw_x(model, 5)
+    naive = V.naive_log_px(model, x, 1000, generator=torch.Generator().manual_seed(0))
+    assert (naive < model.exact_log_px(x) - 5).all()
+
+
+def test_estimators_on_a_vae_give_per_example_values_in_the_right_order():
+    torch.manual_seed(0)
+    model = V.VAE(V.VAEConfig(input_shape=(1, 4, 4), hidden_dims=(16,), latent_dim=3))
+    x = (torch.rand(6, 1, 4, 4) > 0.5).float()
+    g = torch.Generator().manual_seed(0)
+    iw = V.iwae_bound(model, x, 2000, generator=g)
+    elbo = torch.stack([model(x, generator=g).elbo for _ in range(200)]).mean(0)
+    assert iw.shape == (6,) and (iw > elbo).all()
+    naive = V.naive_log_px(model, x, 20_000, generator=g)
+    # 3 latent dimensions and an untrained decoder: the naive estimate is already close
+    torch.testing.assert_close(naive, iw, atol=0.1, rtol=0)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "10"])
+def test_sample_counts_must_be_whole_and_positive(bad):
+    model = linear_gaussian()
+    x = draw_x(model, 2)
+    with pytest.raises(ValueError, match="k"):
+        V.iwae_bound(model, x, bad)
+    with pytest.raises(ValueError, match="n_samples"):
+        V.naive_log_px(model, x, bad)
+
+
+def test_estimators_need_a_batch_dimension():
+    model = linear_gaussian()
+    with pytest.raises(ValueError, match="batch"):
+        V.iwae_bound(model, torch.zeros(4, dtype=torch.float64), 10)
+
+
+def test_effective_sample_size():
+    n = 1000
+    assert V.effective_sample_size(torch.zeros(n)).item() == pytest.approx(n)
+    one = torch.full((n,), -800.0)
+    one[3] = 0.0
+    assert V.effective_sample_size(one).item() == pytest.approx(1.0)
+    g = torch.Generator().manual_seed(0)
+    logw = torch.randn(5, 200, generator=g, dtype=torch.float64) * 2
+    w = logw.exp()
+    torch.testing.assert_close(V.effective_sample_size(logw, dim=1), w.sum(1) ** 2 / (w**2).sum(1))

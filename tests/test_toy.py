@@ -1,0 +1,40 @@
+"""Toy 2-D distributions of the first chapter."""
+
+import pytest
+import torch
+
+import vae_lib as V
+
+
+def test_ring_map_formula_and_radius():
+    z = torch.tensor([[3.0, 4.0], [-0.6, 0.8], [0.0, -2.0]])
+    expected = torch.stack([row / 10 + row / row.norm() for row in z])
+    torch.testing.assert_close(V.ring_map(z), expected)
+    # g keeps the direction and maps radius r to r / 10 + 1
+    torch.testing.assert_close(V.ring_map(z).norm(dim=1), z.norm(dim=1) / 10 + 1)
+
+
+def test_ring_samples_lie_near_the_unit_circle():
+    x = V.sample_ring(50_000, generator=torch.Generator().manual_seed(0))
+    r = x.norm(dim=1)
+    # |z| of a 2-D standard normal has mean sqrt(pi/2) ~ 1.2533
+    assert r.min() >= 1.0
+    assert abs(r.mean().item() - (1 + 1.2533 / 10)) < 0.005
+
+
+def test_sample_gaussian_2d_has_the_requested_moments():
+    cov = torch.tensor([[2.0, 0.6], [0.6, 0.5]])
+    x = V.sample_gaussian_2d(
+        200_000, mean=(1.0, -1.0), cov=cov, generator=torch.Generator().manual_seed(0)
+    )
+    torch.testing.assert_close(x.mean(0), torch.tensor([1.0, -1.0]), atol=0.01, rtol=0)
+    torch.testing.assert_close(torch.cov(x.T), cov, atol=0.02, rtol=0)
+
+
+def test_toy_helpers_reject_bad_input():
+    with pytest.raises(ValueError):
+        V.sample_gaussian_2d(0)
+    with pytest.raises(ValueError, match="positive definite"):
+        V.sample_gaussian_2d(5, cov=torch.tensor([[1.0, 2.0], [2.0, 1.0]]))
+    with pytest.raises(ValueError):
+        V.ring_map(torch.tensor([1, 2]))

@@ -1,0 +1,92 @@
+"""vae_lib: the shared library of the Variational Autoencoders book.
+
+Every chapter imports from here. All log-densities, ELBOs and KL divergences are per example
+and in nats. Models and estimators follow the device of the model; data follows the caller.
+"""
+
+from .cache import cache_dir, fit_or_load
+from .conv_vae import ConvVAE, ConvVAEConfig
+from .data import (
+    MNIST,
+    MNISTNotFoundError,
+    binarize_images,
+    data_root,
+    load_mnist,
+    minibatches,
+)
+from .device import configure_threads, default_device, set_seed
+from .distributions import (
+    bernoulli_log_likelihood,
+    diagonal_gaussian_kl,
+    diagonal_gaussian_log_prob,
+    gaussian_kl,
+    gaussian_log_likelihood,
+    log_mean_exp,
+    reparameterize,
+    standard_normal_log_prob,
+)
+from .estimators import effective_sample_size, iwae_bound, naive_log_px
+from .linear_gaussian import LinearGaussian
+from .losses import ELBO, elbo
+from .plotting import (
+    latent_grid,
+    plot_history,
+    plot_latent_manifold,
+    plot_latent_scatter,
+    set_theme,
+    show_images,
+)
+from .toy import ring_map, sample_gaussian_2d, sample_ring
+from .training import History, NonFiniteLossError, evaluate_elbo, fit
+from .vae import VAE, VAEBase, VAEConfig, VAEOutput
+
+__version__ = "0.1.0"
+
+configure_threads()  # applies $VAE_LIB_THREADS, if set
+
+__all__ = [
+    "ConvVAE",
+    "ConvVAEConfig",
+    "ELBO",
+    "History",
+    "LinearGaussian",
+    "MNIST",
+    "MNISTNotFoundError",
+    "NonFiniteLossError",
+    "VAE",
+    "VAEBase",
+    "VAEConfig",
+    "VAEOutput",
+    "bernoulli_log_likelihood",
+    "binarize_images",
+    "cache_dir",
+    "configure_threads",
+    "data_root",
+    "default_device",
+    "diagonal_gaussian_kl",
+    "diagonal_gaussian_log_prob",
+    "effective_sample_size",
+    "elbo",
+    "evaluate_elbo",
+    "fit",
+    "fit_or_load",
+    "gaussian_kl",
+    "gaussian_log_likelihood",
+    "iwae_bound",
+    "latent_grid",
+    "load_mnist",
+    "log_mean_exp",
+    "minibatches",
+    "naive_log_px",
+    "plot_history",
+    "plot_latent_manifold",
+    "plot_latent_scatter",
+    "reparameterize",
+    "ring_map",
+    "sample_gaussian_2d",
+    "sample_ring",
+    "set_seed",
+    "set_theme",
+    "show_images",
+    "standard_normal_log_prob",
+]

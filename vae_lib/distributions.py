@@ -1,0 +1,203 @@
+"""Log-densities, KL divergences and the reparameterization trick, in nats.
+
+Conventions used throughout the book:
+
+* Observations and their decoder outputs are *flattened*: shape ``(..., P)`` with ``P`` the
+  number of pixels (784 for MNIST) or coordinates. Every log-likelihood sums over that last
+  dimension and returns shape ``(...)``, one number per example.
+* Latent Gaussians are diagonal and given by their mean ``mu`` and log-variance ``logvar``,
+  both of shape ``(..., D)``. KL divergences sum over ``D`` and return ``(...)``.
+* All logarithms are natural, so every value is in nats.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+def _check_same_last_dim(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor) -> None:
+    if a.dim() == 0 or b.dim() == 0:
+        raise ValueError(f"{name_a} and {name_b} need at least one dimension, the event dimension")
+    if a.shape[-1] != b.shape[-1]:
+        raise ValueError(
+            f"{name_a} has {a.shape[-1]} values in its last dimension and {name_b} has "
+            f"{b.shape[-1]}; both must be flattened to (..., P) with the same P"
+        )
+    try:
+        torch.broadcast_shapes(a.shape, b.shape)
+    except RuntimeError as err:
+        raise ValueError(
+            f"{name_a} {tuple(a.shape)} and {name_b} {tuple(b.shape)} do not broadcast"
+        ) from err
+
+
+def _check_floating(name: str, t: torch.Tensor) -> None:
+    if not isinstance(t, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if not t.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
+
+
+def _check_unit_interval(name: str, x: torch.Tensor) -> None:
+    if x.numel() == 0:
+        return
+    low, high = torch.aminmax(x)
+    if not (low >= 0 and high <= 1):  # also catches NaN
+        raise ValueError(
+            f"{name} must lie in [0, 1] for a Bernoulli likelihood, got values in "
+            f"[{low.item():.3g}, {high.item():.3g}]"
+        )
+
+
+def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """log p(x | logits) of independent Bernoulli pixels, summed over the last dimension.
+
+    Args:
+        logits: ``(..., P)`` decoder outputs, log-odds of each pixel being 1.
+        x: ``(..., P)`` observations in [0, 1] (binary, or grey levels read as probabilities,
+            in which case this is the negative binary cross-entropy). Broadcasts with ``logits``.
+
+    Returns:
+        ``(...)`` log-likelihood in nats. Computed from the logits as
+        ``sum(x * logits - softplus(logits))``, which never takes the log of 0.
+    """
+    _check_floating("logits", logits)
+    _check_floating("x", x)
+    _check_same_last_dim("logits", logits, "x", x)
+    _check_unit_interval("x", x)
+    x = x.to(logits.dtype)
+    if x.shape == logits.shape:
+        return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
+    # Broadcasting, e.g. a (S, 1, P) stack of decoder outputs against a (B, P) batch of images:
+    # the x * logits term is a contraction over P, which einsum turns into one matrix product
+    # instead of materialising an (S, B, P) array.
+    return torch.einsum("...p,...p->...", x, logits) - F.softplus(logits).sum(-1)
+
+
+def gaussian_log_likelihood(
+    x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor | float
+) -> torch.Tensor:
+    """log N(x; mean, diag(exp(logvar))), summed over the last dimension.
+
+    Args:
+        x: ``(..., P)`` observations.
+        mean: ``(..., P)`` means, broadcastable with ``x``.
+        logvar: log-variances, a float or a tensor broadcastable with ``(..., P)``.
+
+    Returns:
+        ``(...)`` log-density in nats.
+    """
+    _check_floating("x", x)
+    _check_floating("mean", mean)
+    _check_same_last_dim("x", x, "mean", mean)
+    logvar_t = torch.as_tensor(logvar, dtype=mean.dtype, device=mean.device)
+    per_dim = -0.5 * (LOG_2PI + logvar_t + (x - mean) ** 2 * torch.exp(-logvar_t))
+    return per_dim.expand(torch.broadcast_shapes(per_dim.shape, x.shape, mean.shape)).sum(-1)
+
+
+def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
+    """log N(z; 0, I) of the prior p(z), summed over the last dimension: ``(..., D) -> (...)``."""
+    _check_floating("z", z)
+    return -0.5 * (z.pow(2) + LOG_2PI).sum(-1)
+
+
+def diagonal_gaussian_log_prob(
+    z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor
+) -> torch.Tensor:
+    """log N(z; mu, diag(exp(logvar))) for latent codes: ``(..., D) -> (...)`` in nats."""
+    return gaussian_log_likelihood(z, mu, logvar)
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag(exp(logvar))) || N(0, I)) in closed form, per example.
+
+    With sigma^2 = exp(logvar), the divergence is
+
+        0.5 * sum_d (sigma_d^2 + mu_d^2 - 1 - log sigma_d^2),
+
+    i.e. 0.5 * (tr Sigma + mu^T mu - D - log det Sigma). (One of the book's source slides prints
+    "+ log det Sigma"; the sign is minus, which is what makes the KL zero at mu=0, Sigma=I.)
+
+    Args:
+        mu: ``(..., D)`` means of q(z|x).
+        logvar: ``(..., D)`` log-variances of q(z|x).
+
+    Returns:
+        ``(...)`` KL divergence in nats, >= 0.
+    """
+    _check_floating("mu", mu)
+    _check_floating("logvar", logvar)
+    if mu.shape != logvar.shape:
+        raise ValueError(f"mu {tuple(mu.shape)} and logvar {tuple(logvar.shape)} must match")
+    return 0.5 * (torch.exp(logvar) + mu.pow(2) - 1.0 - logvar).sum(-1)
+
+
+def diagonal_gaussian_kl(
+    mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch.Tensor, logvar_p: torch.Tensor
+) -> torch.Tensor:
+    """KL(N(mu_q, diag exp(logvar_q)) || N(mu_p, diag exp(logvar_p))), per example.
+
+    Per dimension: 0.5 * (logvar_p - logvar_q + (var_q + (mu_q - mu_p)^2) / var_p - 1),
+    summed over the last dimension. All four arguments broadcast to ``(..., D)``;
+    the result is ``(...)`` in nats.
+    """
+    for name, t in (("mu_q", mu_q), ("logvar_q", logvar_q), ("mu_p", mu_p), ("logvar_p", logvar_p)):
+        _check_floating(name, t)
+    try:
+        torch.broadcast_shapes(mu_q.shape, logvar_q.shape, mu_p.shape, logvar_p.shape)
+    except RuntimeError as err:
+        raise ValueError("the means and log-variances of q and p do not broadcast") from err
+    per_dim = 0.5 * (
+        logvar_p
+        - logvar_q
+        + (torch.exp(logvar_q) + (mu_q - mu_p).pow(2)) * torch.exp(-logvar_p)
+        - 1.0
+    )
+    return per_dim.sum(-1)
+
+
+def reparameterize(
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    generator: torch.Generator | None = None,
+    n_samples: int | None = None,
+) -> torch.Tensor:
+    """Draw z ~ N(mu, diag(exp(logvar))) as z = mu + sigma * eps, eps ~ N(0, I).
+
+    The randomness sits in eps, which does not depend on (mu, logvar), so gradients flow into
+    both through an ordinary differentiable expression. Note the standard deviation sigma, not the
+    variance: one of the book's sources writes mu + sigma^2 * eps, which has the wrong spread.
+
+    Args:
+        mu: ``(..., D)`` means.
+        logvar: ``(..., D)`` log-variances, same shape as ``mu``.
+        generator: optional ``torch.Generator`` on ``mu``'s device, for reproducible draws.
+        n_samples: if given, draw that many samples per example: result ``(n_samples, ..., D)``.
+
+    Returns:
+        ``(..., D)`` samples (or ``(n_samples, ..., D)``), differentiable in mu and logvar.
+    """
+    _check_floating("mu", mu)
+    _check_floating("logvar", logvar)
+    if mu.shape != logvar.shape:
+        raise ValueError(f"mu {tuple(mu.shape)} and logvar {tuple(logvar.shape)} must match")
+    shape = mu.shape
+    if n_samples is not None:
+        if int(n_samples) < 1:
+            raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+        shape = (int(n_samples), *mu.shape)
+    eps = torch.randn(shape, dtype=mu.dtype, device=mu.device, generator=generator)
+    return mu + torch.exp(0.5 * logvar) * eps
+
+
+def log_mean_exp(log_values: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """log( mean( exp(log_values) ) ) along ``dim``, computed stably with logsumexp."""
+    n = log_values.shape[dim]
+    if n < 1:
+        raise ValueError("log_mean_exp needs at least one value along dim")
+    return torch.logsumexp(log_values, dim=dim) - math.log(n)

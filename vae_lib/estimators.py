@@ -1,0 +1,168 @@
+"""Monte Carlo estimators of log p(x), per example, in nats.
+
+Both estimators work with any model that has ``latent_dim`` and ``log_px_given_z(x, z)``
+(``x (B, ...)``, ``z (S, B or 1, D) -> (S, B)``) and a standard normal prior p(z); the
+importance-sampled one also needs ``encode(x) -> (mu, logvar)``. :class:`vae_lib.VAE`,
+:class:`vae_lib.ConvVAE` and :class:`vae_lib.LinearGaussian` all qualify.
+
+Both are chunked: at most about ``max_elements`` decoder outputs exist at once, so memory stays
+bounded however many samples are asked for (10^6 prior samples, or k = 5000 per test image).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+import torch
+
+from .distributions import diagonal_gaussian_log_prob, reparameterize, standard_normal_log_prob
+
+DEFAULT_MAX_ELEMENTS = 2**23
+
+
+class LatentVariableModel(Protocol):
+    latent_dim: int
+
+    def log_px_given_z(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor: ...
+
+
+def _check_count(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+    if int(value) < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
+def _check_batch(x: torch.Tensor) -> None:
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise ValueError("x must be a floating-point tensor of shape (B, ...)")
+    if x.dim() < 2:
+        raise ValueError(f"x must have a batch dimension, shape (B, ...); got {tuple(x.shape)}")
+
+
+def _placement(model: object, x: torch.Tensor) -> tuple[torch.device, torch.dtype]:
+    """Device and floating dtype of the model's first parameter or buffer (else of x)."""
+    for attr in ("parameters", "buffers"):
+        tensors = getattr(model, attr, None)
+        if tensors is not None:
+            for t in tensors():
+                if t.is_floating_point():
+                    return t.device, t.dtype
+    return x.device, x.dtype
+
+
+@torch.no_grad()
+def naive_log_px(
+    model: LatentVariableModel,
+    x: torch.Tensor,
+    n_samples: int,
+    *,
+    generator: torch.Generator | None = None,
+    max_elements: int = DEFAULT_MAX_ELEMENTS,
+) -> torch.Tensor:
+    """Naive Monte Carlo: log p(x) ~= log (1/N) sum_n p(x | z_n) with z_n ~ p(z) = N(0, I).
+
+    Unbiased for p(x) itself, but for most prior draws p(x|z) is astronomically small, so with
+    any affordable N the log of the average is usually far below log p(x). The same N prior
+    draws are scored against every example in the batch.
+
+    Args:
+        model: decoder side of a latent-variable model (``latent_dim``, ``log_px_given_z``).
+        x: ``(B, ...)`` observations, on any device (moved to the model's).
+        n_samples: N >= 1 prior samples (10^6 is fine: work is chunked).
+        generator: optional ``torch.Generator`` on the model's device.
+        max_elements: bound on decoder outputs held at once (chunk size times B times P).
+
+    Returns:
+        ``(B,)`` estimates of log p(x) in nats.
+    """
+    n = _check_count("n_samples", n_samples)
+    _check_batch(x)
+    device, dtype = _placement(model, x)
+    x = x.to(device=device, dtype=dtype)
+    batch, pixels = x.shape[0], math.prod(x.shape[1:])
+    # the decoder output of a chunk is (c, 1, P), scored against all B examples at once
+    chunk = max(1, min(n, max_elements // max(1, pixels + batch)))
+    total = torch.full((batch,), -math.inf, device=device, dtype=dtype)
+    done = 0
+    while done < n:
+        c = min(chunk, n - done)
+        z = torch.randn(c, 1, model.latent_dim, device=device, dtype=dtype, generator=generator)
+        log_lik = model.log_px_given_z(x, z)  # (c, B)
+        total = torch.logaddexp(total, torch.logsumexp(log_lik, dim=0))
+        done += c
+    return total - math.log(n)
+
+
+@torch.no_grad()
+def iwae_bound(
+    model: LatentVariableModel,
+    x: torch.Tensor,
+    k: int,
+    *,
+    generator: torch.Generator | None = None,
+    max_elements: int = DEFAULT_MAX_ELEMENTS,
+) -> torch.Tensor:
+    """Importance-weighted bound L_k = E[log (1/k) sum_i p(x, z_i) / q(z_i | x)], z_i ~ q(z|x).
+
+    L_1 is the ELBO; L_k never decreases with k and tends to log p(x) as k grows
+    (Burda et al., 2015). With k = 5000 it is the standard way to report a VAE's test
+    log-likelihood (its negative is the "NLL" in papers).
+
+    Args:
+        model: a VAE-like model with ``encode``, ``log_px_given_z`` and ``latent_dim``.
+        x: ``(B, ...)`` observations (moved to the model's device).
+        k: importance samples per example, >= 1.
+        generator: optional ``torch.Generator`` on the model's device.
+        max_elements: bound on decoder outputs held at once.
+
+    Returns:
+        ``(B,)`` one draw of the bound per example, in nats.
+    """
+    k = _check_count("k", k)
+    _check_batch(x)
+    device, dtype = _placement(model, x)
+    x = x.to(device=device, dtype=dtype)
+    pixels = math.prod(x.shape[1:])
+    x_chunk = max(1, min(x.shape[0], max_elements // max(1, pixels)))
+    results = []
+    for xb in x.split(x_chunk):
+        mu, logvar = model.encode(xb)
+        s_chunk = max(1, min(k, max_elements // max(1, xb.shape[0] * pixels)))
+        total = torch.full((xb.shape[0],), -math.inf, device=device, dtype=dtype)
+        done = 0
+        while done < k:
+            c = min(s_chunk, k - done)
+            z = reparameterize(mu, logvar, generator=generator, n_samples=c)  # (c, b, D)
+            log_w = (
+                model.log_px_given_z(xb, z)
+                + standard_normal_log_prob(z)
+                - diagonal_gaussian_log_prob(z, mu, logvar)
+            )
+            total = torch.logaddexp(total, torch.logsumexp(log_w, dim=0))
+            done += c
+        results.append(total - math.log(k))
+    return torch.cat(results)
+
+
+def effective_sample_size(log_weights: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """Kish's effective sample size (sum w)^2 / sum w^2 of importance weights given as logs.
+
+    Equals N when all N weights are equal and 1 when a single weight dominates. Computed from
+    log-weights, so weights like exp(-500) are fine.
+
+    Args:
+        log_weights: log w, any shape; the weights run along ``dim``.
+
+    Returns:
+        the ESS, with ``dim`` reduced away.
+    """
+    if not isinstance(log_weights, torch.Tensor) or not log_weights.is_floating_point():
+        raise ValueError("log_weights must be a floating-point tensor")
+    if log_weights.dim() == 0 or log_weights.shape[dim] < 1:
+        raise ValueError("log_weights needs at least one weight along dim")
+    return torch.exp(
+        2 * torch.logsumexp(log_weights, dim=dim) - torch.logsumexp(2 * log_weights, dim=dim)
+    )

@@ -1,0 +1,97 @@
+"""A linear-Gaussian latent-variable model, where log p(x) and p(z|x) are exact.
+
+    z ~ N(0, I_D),    x | z ~ N(W z + b, sigma^2 I_P)
+
+so that p(x) = N(b, W W^T + sigma^2 I) and p(z|x) = N(m(x), S) with
+S = (I + W^T W / sigma^2)^{-1} and m(x) = S W^T (x - b) / sigma^2. The book uses it as ground
+truth: any estimator of log p(x), and any bound, can be checked against the exact value.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .distributions import gaussian_log_likelihood
+
+
+class LinearGaussian(nn.Module):
+    """z ~ N(0, I), x|z ~ N(W z + b, obs_std^2 I); the same interface as :class:`vae_lib.VAE`.
+
+    Args:
+        weight: ``(P, D)`` matrix W.
+        bias: ``(P,)`` vector b (zeros if omitted).
+        obs_std: sigma > 0.
+
+    ``encode`` returns the best *diagonal* Gaussian approximation of p(z|x) under
+    KL(q || p(z|x)): the exact posterior mean and variances 1 / diag(S^{-1}). It is the exact
+    posterior whenever the columns of W are orthogonal.
+    """
+
+    def __init__(
+        self, weight: torch.Tensor, bias: torch.Tensor | None = None, obs_std: float = 1.0
+    ) -> None:
+        super().__init__()
+        if (
+            not isinstance(weight, torch.Tensor)
+            or weight.dim() != 2
+            or not weight.is_floating_point()
+        ):
+            raise ValueError("weight must be a floating-point (P, D) tensor")
+        if not obs_std > 0:
+            raise ValueError(f"obs_std must be > 0, got {obs_std}")
+        if bias is None:
+            bias = torch.zeros(weight.shape[0], dtype=weight.dtype, device=weight.device)
+        if bias.shape != (weight.shape[0],):
+            raise ValueError(f"bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
+        self.register_buffer("weight", weight.clone())
+        self.register_buffer("bias", bias.clone().to(weight.dtype))
+        self.obs_std = float(obs_std)
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.weight.shape[1])
+
+    @property
+    def data_dim(self) -> int:
+        return int(self.weight.shape[0])
+
+    @property
+    def obs_logvar(self) -> float:
+        return 2.0 * math.log(self.obs_std)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Mean of p(x|z): ``(..., D) -> (..., P)``."""
+        return z @ self.weight.T + self.bias
+
+    def log_px_given_z(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log N(x; W z + b, sigma^2 I): ``x (B, P)``, ``z (..., D)`` -> ``(...)`` in nats."""
+        return gaussian_log_likelihood(x, self.decode(z), self.obs_logvar)
+
+    def marginal(self) -> torch.distributions.MultivariateNormal:
+        """p(x) = N(b, W W^T + sigma^2 I) as a ``torch.distributions`` object."""
+        cov = self.weight @ self.weight.T + self.obs_std**2 * torch.eye(
+            self.data_dim, dtype=self.weight.dtype, device=self.weight.device
+        )
+        return torch.distributions.MultivariateNormal(self.bias, covariance_matrix=cov)
+
+    def exact_log_px(self, x: torch.Tensor) -> torch.Tensor:
+        """log p(x) in closed form: ``(B, P) -> (B,)`` in nats."""
+        return self.marginal().log_prob(x)
+
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact p(z|x) = N(mean, cov): ``x (B, P)`` -> mean ``(B, D)`` and cov ``(D, D)``."""
+        eye = torch.eye(self.latent_dim, dtype=self.weight.dtype, device=self.weight.device)
+        precision = eye + self.weight.T @ self.weight / self.obs_std**2
+        cov = torch.linalg.inv(precision)
+        mean = (x - self.bias) @ self.weight @ cov / self.obs_std**2
+        return mean, cov
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean-field q(z|x) = N(posterior mean, diag(1 / diag(precision))) as (mu, logvar)."""
+        mean, _ = self.posterior(x)
+        precision_diag = 1.0 + (self.weight**2).sum(0) / self.obs_std**2
+        logvar = (-torch.log(precision_diag)).expand_as(mean)
+        return mean, logvar

@@ -1,0 +1,63 @@
+"""The evidence lower bound (ELBO) and its two named parts."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from .distributions import bernoulli_log_likelihood, gaussian_kl, gaussian_log_likelihood
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+
+
+class ELBO(NamedTuple):
+    """One-sample ELBO estimate and its parts, each of shape ``(B,)``, in nats per example.
+
+    * ``reconstruction`` = log p(x | z) with z ~ q(z | x) (the "distortion" is its negative);
+    * ``kl`` = KL(q(z | x) || p(z)) in closed form (the "rate");
+    * ``elbo`` = reconstruction - beta * kl. With ``beta = 1`` this is the ELBO, a lower bound
+      on log p(x); other values give the beta-weighted objective of beta-VAE.
+    """
+
+    elbo: torch.Tensor
+    reconstruction: torch.Tensor
+    kl: torch.Tensor
+
+
+def elbo(
+    x: torch.Tensor,
+    decoder_output: torch.Tensor,
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    *,
+    likelihood: str = "bernoulli",
+    beta: float = 1.0,
+    obs_logvar: torch.Tensor | float | None = None,
+) -> ELBO:
+    """ELBO(x) = E_q[log p(x|z)] - beta * KL(q(z|x) || N(0, I)), one z per example.
+
+    Args:
+        x: ``(B, P)`` flattened observations (in [0, 1] for the Bernoulli likelihood).
+        decoder_output: ``(B, P)`` decoder output at z ~ q(z|x): logits for ``"bernoulli"``,
+            the mean for ``"gaussian"``.
+        mu, logvar: ``(B, D)`` parameters of q(z|x).
+        likelihood: ``"bernoulli"`` or ``"gaussian"``.
+        beta: weight of the KL term (``beta >= 0``).
+        obs_logvar: log-variance of the Gaussian likelihood (required for ``"gaussian"``).
+
+    Returns:
+        :class:`ELBO` with per-example ``elbo``, ``reconstruction`` and ``kl`` in nats.
+    """
+    if beta < 0:
+        raise ValueError(f"beta must be >= 0, got {beta}")
+    if likelihood == "bernoulli":
+        reconstruction = bernoulli_log_likelihood(decoder_output, x)
+    elif likelihood == "gaussian":
+        if obs_logvar is None:
+            raise ValueError("the gaussian likelihood needs obs_logvar, the log-variance of p(x|z)")
+        reconstruction = gaussian_log_likelihood(x, decoder_output, obs_logvar)
+    else:
+        raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+    kl = gaussian_kl(mu, logvar)
+    return ELBO(elbo=reconstruction - beta * kl, reconstruction=reconstruction, kl=kl)
