@@ -38,3 +38,32 @@ def test_toy_helpers_reject_bad_input():
         V.sample_gaussian_2d(5, cov=torch.tensor([[1.0, 2.0], [2.0, 1.0]]))
     with pytest.raises(ValueError):
         V.ring_map(torch.tensor([1, 2]))
+
+
+def test_ring_inverse_undoes_ring_map():
+    z = torch.randn(1000, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    torch.testing.assert_close(V.ring_inverse(V.ring_map(z)), z)
+    assert torch.isnan(V.ring_inverse(torch.tensor([[0.5, 0.2]]))).all()
+
+
+def test_ring_density_uses_the_jacobian_of_the_inverse():
+    # independent check: autograd Jacobian of g^{-1} and the Gaussian density of g^{-1}(x)
+    x = torch.tensor([[1.2, 0.3], [-0.8, 0.9], [0.1, -1.5]], dtype=torch.float64)
+    for xi in x:
+        jac = torch.autograd.functional.jacobian(V.ring_inverse, xi)
+        z = V.ring_inverse(xi)
+        expected = torch.distributions.MultivariateNormal(
+            torch.zeros(2, dtype=torch.float64), torch.eye(2, dtype=torch.float64)
+        ).log_prob(z) + torch.log(torch.linalg.det(jac).abs())
+        torch.testing.assert_close(V.ring_log_density(xi), expected)
+
+
+def test_ring_density_integrates_to_one_and_is_zero_inside_the_disc():
+    n = 1201
+    ticks = torch.linspace(-3, 3, n, dtype=torch.float64)
+    xx, yy = torch.meshgrid(ticks, ticks, indexing="ij")
+    grid = torch.stack([xx, yy], dim=-1)
+    dens = V.ring_log_density(grid).exp()
+    cell = (ticks[1] - ticks[0]) ** 2
+    assert abs((dens.sum() * cell).item() - 1.0) < 5e-3
+    assert V.ring_log_density(torch.tensor([0.3, 0.4], dtype=torch.float64)).item() == float("-inf")

@@ -36,7 +36,8 @@ from .plotting import (
     set_theme,
     show_images,
 )
-from .toy import ring_map, sample_gaussian_2d, sample_ring
+from .reference import REFERENCE_CONFIG, REFERENCE_TRAINING, reference_vae
+from .toy import ring_inverse, ring_log_density, ring_map, sample_gaussian_2d, sample_ring
 from .training import History, NonFiniteLossError, evaluate_elbo, fit
 from .vae import VAE, VAEBase, VAEConfig, VAEOutput
 
@@ -45,6 +46,8 @@ __version__ = "0.1.0"
 configure_threads()  # applies $VAE_LIB_THREADS, if set
 
 __all__ = [
+    "REFERENCE_CONFIG",
+    "REFERENCE_TRAINING",
     "ConvVAE",
     "ConvVAEConfig",
     "ELBO",
@@ -81,7 +84,10 @@ __all__ = [
     "plot_history",
     "plot_latent_manifold",
     "plot_latent_scatter",
+    "reference_vae",
     "reparameterize",
+    "ring_inverse",
+    "ring_log_density",
     "ring_map",
     "sample_gaussian_2d",
     "sample_ring",

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 import torch
 from matplotlib.axes import Axes
+from matplotlib.ticker import MaxNLocator
 from torchvision.utils import make_grid
 
 from .training import History
@@ -89,6 +90,7 @@ def plot_history(
                 history.epoch, val, "--s", color=color, markersize=3, label=f"validation {part}"
             )
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("nats per example")
     ax.legend()
     return ax

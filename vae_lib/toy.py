@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -16,6 +18,45 @@ def ring_map(z: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
         raise ValueError("z must be a floating-point tensor of shape (..., d)")
     norm = z.norm(dim=-1, keepdim=True)
     return z / 10.0 + z / (norm + eps)
+
+
+def ring_inverse(x: torch.Tensor) -> torch.Tensor:
+    """g^{-1}(x) for the 2-D ring map: ``(..., 2) -> (..., 2)``.
+
+    g is radial: it keeps the direction of z and sends the radius r = ||z|| to r / 10 + 1.
+    So a point x with radius s = ||x|| > 1 came from radius r = 10 (s - 1) in the same
+    direction, z = x * r / s. Points with s <= 1 have no preimage; they map to NaN.
+    """
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.shape[-1:] != (2,):
+        raise ValueError("x must be a floating-point tensor of shape (..., 2)")
+    s = x.norm(dim=-1, keepdim=True)
+    r = 10.0 * (s - 1.0)
+    z = x * r / s
+    return torch.where(s > 1.0, z, torch.full_like(z, float("nan")))
+
+
+def ring_log_density(x: torch.Tensor) -> torch.Tensor:
+    """log p_x(x) of x = g(z), z ~ N(0, I_2), by the change-of-variables formula, in nats.
+
+        p_x(x) = p_z(g^{-1}(x)) |det J_{g^{-1}}(x)|,
+
+    and for this radial map |det J_{g^{-1}}(x)| = (dr/ds) (r / s) = 10 r / s with s = ||x||
+    and r = 10 (s - 1): the radial stretch times the change in circumference. Inside the unit
+    disc the density is 0 (log density -inf).
+
+    Args:
+        x: ``(..., 2)`` points.
+
+    Returns:
+        ``(...)`` log-densities (per unit area of the plane).
+    """
+    z = ring_inverse(x)
+    s = x.norm(dim=-1)
+    r = 10.0 * (s - 1.0)
+    log_pz = -0.5 * (z**2).sum(-1) - math.log(2.0 * math.pi)
+    log_det = math.log(10.0) + torch.log(r) - torch.log(s)
+    inside = s <= 1.0
+    return torch.where(inside, torch.full_like(s, -math.inf), log_pz + log_det)
 
 
 def sample_gaussian_2d(
