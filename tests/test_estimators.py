@@ -132,3 +132,64 @@ def test_effective_sample_size():
     logw = torch.randn(5, 200, generator=g, dtype=torch.float64) * 2
     w = logw.exp()
     torch.testing.assert_close(V.effective_sample_size(logw, dim=1), w.sum(1) ** 2 / (w**2).sum(1))
+
+
+def test_prior_log_likelihoods_are_log_px_given_z_at_standard_normal_draws():
+    model = linear_gaussian(data_dim=5, latent_dim=3, obs_std=0.7, seed=7)
+    x = draw_x(model, 4)
+    log_lik, z = V.prior_log_likelihoods(
+        model,
+        x,
+        20_000,
+        max_elements=999,
+        generator=torch.Generator().manual_seed(0),
+        return_z=True,
+    )
+    assert log_lik.shape == (20_000, 4) and z.shape == (20_000, 3)
+    # brute force: the Gaussian density written out by hand, every draw against every x
+    mean = z @ model.weight.T + model.bias  # (N, P)
+    s2 = model.obs_std**2
+    by_hand = -0.5 * (
+        ((x[None] - mean[:, None]) ** 2).sum(-1) / s2 + model.data_dim * math.log(2 * math.pi * s2)
+    )
+    torch.testing.assert_close(log_lik, by_hand)
+    # the draws are standard normal
+    assert z.mean(0).abs().max() < 0.05 and (z.var(0) - 1).abs().max() < 0.05
+    # without z: the same numbers from the same generator state
+    again = V.prior_log_likelihoods(
+        model, x, 20_000, max_elements=999, generator=torch.Generator().manual_seed(0)
+    )
+    torch.testing.assert_close(again, log_lik)
+
+
+def test_prior_log_likelihoods_average_to_the_exact_marginal_and_match_naive_log_px():
+    model = linear_gaussian(data_dim=2, latent_dim=1, obs_std=0.8, seed=4)
+    x = draw_x(model, 5)
+    log_lik = V.prior_log_likelihoods(model, x, 200_000, generator=torch.Generator().manual_seed(0))
+    est = V.log_mean_exp(log_lik, dim=0)
+    torch.testing.assert_close(est, model.exact_log_px(x), atol=0.03, rtol=0)
+    naive = V.naive_log_px(model, x, 200_000, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(est, naive, atol=1e-9, rtol=0)
+
+
+def test_running_log_mean_exp_equals_log_mean_exp_of_each_prefix():
+    g = torch.Generator().manual_seed(0)
+    # wildly different scales, as log p(x|z) has: exp() of these underflows in float64
+    log_values = torch.randn(1000, 3, generator=g, dtype=torch.float64) * 50 - 800
+    counts = [1, 2, 10, 999, 1000]
+    out = V.running_log_mean_exp(log_values, counts)
+    assert out.shape == (5, 3)
+    for row, n in zip(out, counts, strict=True):
+        prefix = log_values[:n]
+        m = prefix.max(0).values
+        brute = m + torch.log(torch.exp(prefix - m).sum(0) / n)  # shifted by hand, no logsumexp
+        torch.testing.assert_close(row, brute)
+    # one-dimensional input, counts given as a tensor
+    flat = V.running_log_mean_exp(log_values[:, 0], torch.tensor([1, 1000]))
+    torch.testing.assert_close(flat, out[[0, 4], 0])
+
+
+@pytest.mark.parametrize("counts", [[0], [1001], [2.5], []])
+def test_running_log_mean_exp_rejects_bad_counts(counts):
+    with pytest.raises(ValueError, match="counts"):
+        V.running_log_mean_exp(torch.zeros(1000), counts)

@@ -67,3 +67,51 @@ def test_ring_density_integrates_to_one_and_is_zero_inside_the_disc():
     cell = (ticks[1] - ticks[0]) ** 2
     assert abs((dens.sum() * cell).item() - 1.0) < 5e-3
     assert V.ring_log_density(torch.tensor([0.3, 0.4], dtype=torch.float64)).item() == float("-inf")
+
+
+def test_histogram_2d_matches_numpy():
+    import numpy as np
+
+    x = torch.randn(5000, 2, generator=torch.Generator().manual_seed(0)) * 1.5
+    x[:3] = torch.tensor([[2.0, 2.0], [-2.0, 0.0], [2.0, -2.0]])  # points on the grid's edges
+    edges = V.grid_edges(2.0, 16)
+    expected, _, _ = np.histogram2d(x[:, 0].numpy(), x[:, 1].numpy(), bins=[edges.numpy()] * 2)
+    got = V.histogram_2d(x, 2.0, 16)
+    np.testing.assert_allclose(got.numpy(), expected / len(x))
+    assert got.sum() < 1  # the points outside the square are not counted
+
+
+def test_cell_probabilities_of_a_gaussian_match_its_cdf():
+    import math
+
+    def log_density(p):
+        return -0.5 * (p**2).sum(-1) - math.log(2 * math.pi)
+
+    def cdf(t):
+        return 0.5 * (1 + torch.erf(t / math.sqrt(2)))
+
+    edges = V.grid_edges(3.0, 12)
+    per_axis = cdf(edges[1:]) - cdf(edges[:-1])
+    expected = per_axis[:, None] * per_axis[None, :]
+    got = V.cell_probabilities(log_density, 3.0, 12, subdivisions=8)
+    torch.testing.assert_close(got, expected, atol=2e-5, rtol=0)
+
+
+def test_total_variation_known_values():
+    p = torch.tensor([0.5, 0.5])
+    assert V.total_variation(p, torch.tensor([1.0, 0.0])) == pytest.approx(0.5)
+    assert V.total_variation(p, p) == 0.0
+    # mass left off the cells counts as one more cell: p = (0.2 | 0.8 off), q = (0 | 1 off)
+    assert V.total_variation(torch.tensor([0.2]), torch.tensor([0.0])) == pytest.approx(0.2)
+    assert V.total_variation(torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])) == 1.0
+    with pytest.raises(ValueError):
+        V.total_variation(torch.tensor([0.9, 0.9]), torch.tensor([0.5, 0.5]))
+
+
+def test_ring_histogram_agrees_with_its_density_and_not_with_a_wrong_one():
+    x = V.sample_ring(200_000, generator=torch.Generator().manual_seed(0))
+    exact = V.cell_probabilities(V.ring_log_density, 1.6, 40)
+    tv = V.total_variation(V.histogram_2d(x, 1.6, 40), exact)
+    assert tv < 0.02
+    shifted = V.cell_probabilities(lambda p: V.ring_log_density(p - 0.2), 1.6, 40)
+    assert V.total_variation(V.histogram_2d(x, 1.6, 40), shifted) > 0.3

@@ -25,7 +25,13 @@ from .distributions import (
     reparameterize,
     standard_normal_log_prob,
 )
-from .estimators import effective_sample_size, iwae_bound, naive_log_px
+from .estimators import (
+    effective_sample_size,
+    iwae_bound,
+    naive_log_px,
+    prior_log_likelihoods,
+    running_log_mean_exp,
+)
 from .linear_gaussian import LinearGaussian
 from .losses import ELBO, elbo
 from .plotting import (
@@ -37,7 +43,17 @@ from .plotting import (
     show_images,
 )
 from .reference import REFERENCE_CONFIG, REFERENCE_TRAINING, reference_vae
-from .toy import ring_inverse, ring_log_density, ring_map, sample_gaussian_2d, sample_ring
+from .toy import (
+    cell_probabilities,
+    grid_edges,
+    histogram_2d,
+    ring_inverse,
+    ring_log_density,
+    ring_map,
+    sample_gaussian_2d,
+    sample_ring,
+    total_variation,
+)
 from .training import History, NonFiniteLossError, evaluate_elbo, fit
 from .vae import VAE, VAEBase, VAEConfig, VAEOutput
 
@@ -63,6 +79,7 @@ __all__ = [
     "bernoulli_log_likelihood",
     "binarize_images",
     "cache_dir",
+    "cell_probabilities",
     "configure_threads",
     "data_root",
     "default_device",
@@ -75,6 +92,8 @@ __all__ = [
     "fit_or_load",
     "gaussian_kl",
     "gaussian_log_likelihood",
+    "grid_edges",
+    "histogram_2d",
     "iwae_bound",
     "latent_grid",
     "load_mnist",
@@ -84,15 +103,18 @@ __all__ = [
     "plot_history",
     "plot_latent_manifold",
     "plot_latent_scatter",
+    "prior_log_likelihoods",
     "reference_vae",
     "reparameterize",
     "ring_inverse",
     "ring_log_density",
     "ring_map",
+    "running_log_mean_exp",
     "sample_gaussian_2d",
     "sample_ring",
     "set_seed",
     "set_theme",
     "show_images",
     "standard_normal_log_prob",
+    "total_variation",
 ]

@@ -7,6 +7,9 @@ importance-sampled one also needs ``encode(x) -> (mu, logvar)``. :class:`vae_lib
 
 Both are chunked: at most about ``max_elements`` decoder outputs exist at once, so memory stays
 bounded however many samples are asked for (10^6 prior samples, or k = 5000 per test image).
+
+:func:`prior_log_likelihoods` keeps the per-draw terms log p(x | z_n) of the naive estimator, and
+:func:`running_log_mean_exp` turns them into the naive estimate for every prefix length N.
 """
 
 from __future__ import annotations
@@ -166,3 +169,80 @@ def effective_sample_size(log_weights: torch.Tensor, dim: int = 0) -> torch.Tens
     return torch.exp(
         2 * torch.logsumexp(log_weights, dim=dim) - torch.logsumexp(2 * log_weights, dim=dim)
     )
+
+
+@torch.no_grad()
+def prior_log_likelihoods(
+    model: LatentVariableModel,
+    x: torch.Tensor,
+    n_samples: int,
+    *,
+    generator: torch.Generator | None = None,
+    max_elements: int = DEFAULT_MAX_ELEMENTS,
+    return_z: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """log p(x | z_n) for N prior draws z_n ~ N(0, I), each scored against every example.
+
+    The ingredients of :func:`naive_log_px`, kept instead of summed: their log-mean-exp is the
+    naive estimate, their histogram shows how few draws matter, and prefixes of them give the
+    estimate for every smaller N at no extra cost (:func:`running_log_mean_exp`). With the same
+    generator state and ``max_elements`` the draws are the ones :func:`naive_log_px` makes.
+
+    Args:
+        model: decoder side of a latent-variable model (``latent_dim``, ``log_px_given_z``).
+        x: ``(B, ...)`` observations (moved to the model's device).
+        n_samples: N >= 1 prior draws; the result holds N * B numbers (10^6 x 5 is 20 MB).
+        generator: optional ``torch.Generator`` on the model's device.
+        max_elements: bound on decoder outputs held at once.
+        return_z: also return the draws themselves.
+
+    Returns:
+        ``(N, B)`` log-likelihoods in nats, and the ``(N, D)`` draws if ``return_z``.
+    """
+    n = _check_count("n_samples", n_samples)
+    _check_batch(x)
+    device, dtype = _placement(model, x)
+    x = x.to(device=device, dtype=dtype)
+    batch, pixels = x.shape[0], math.prod(x.shape[1:])
+    chunk = max(1, min(n, max_elements // max(1, pixels + batch)))
+    log_lik = torch.empty(n, batch, device=device, dtype=dtype)
+    zs = torch.empty(n, model.latent_dim, device=device, dtype=dtype) if return_z else None
+    done = 0
+    while done < n:
+        c = min(chunk, n - done)
+        z = torch.randn(c, 1, model.latent_dim, device=device, dtype=dtype, generator=generator)
+        log_lik[done : done + c] = model.log_px_given_z(x, z)
+        if zs is not None:
+            zs[done : done + c] = z[:, 0]
+        done += c
+    return (log_lik, zs) if zs is not None else log_lik
+
+
+def running_log_mean_exp(
+    log_values: torch.Tensor, counts: list[int] | tuple[int, ...] | torch.Tensor
+) -> torch.Tensor:
+    """log of the mean of exp(log_values[:n]) along dim 0, for each n in ``counts``.
+
+    Applied to :func:`prior_log_likelihoods`, row i is the naive estimate of log p(x) from the
+    first ``counts[i]`` draws: the estimate as a function of N, from one pass over the samples.
+
+    Args:
+        log_values: ``(N, ...)`` log-values, e.g. log p(x | z_n).
+        counts: prefix lengths, each between 1 and N.
+
+    Returns:
+        ``(len(counts), ...)`` tensor of log-mean-exps.
+    """
+    if not isinstance(log_values, torch.Tensor) or not log_values.is_floating_point():
+        raise ValueError("log_values must be a floating-point tensor")
+    if log_values.dim() == 0 or log_values.shape[0] < 1:
+        raise ValueError("log_values needs at least one value along dim 0")
+    counts = [_check_count("counts", c) for c in torch.as_tensor(counts).reshape(-1).tolist()]
+    if not counts:
+        raise ValueError("counts must not be empty")
+    if max(counts) > log_values.shape[0]:
+        raise ValueError(f"counts go up to {max(counts)}, but only {log_values.shape[0]} values")
+    cumulative = torch.logcumsumexp(log_values, dim=0)
+    index = torch.tensor([c - 1 for c in counts], device=log_values.device)
+    logn = torch.log(torch.tensor(counts, dtype=log_values.dtype, device=log_values.device))
+    return cumulative[index] - logn.reshape(-1, *([1] * (log_values.dim() - 1)))

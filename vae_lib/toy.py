@@ -91,3 +91,78 @@ def sample_ring(
 ) -> torch.Tensor:
     """``n`` points x = g(z), z ~ N(0, I_2): the ring of :func:`ring_map`, shape ``(n, 2)``."""
     return ring_map(sample_gaussian_2d(n, generator=generator, device=device))
+
+
+# -- comparing samples with a density on a grid -----------------------------------------------
+def grid_edges(extent: float = 2.0, bins: int = 80) -> torch.Tensor:
+    """The ``bins + 1`` cell edges that split ``[-extent, extent]`` into equal cells (float64)."""
+    if not extent > 0 or isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
+        raise ValueError(f"need extent > 0 and an int bins >= 1, got {extent!r}, {bins!r}")
+    return torch.linspace(-extent, extent, bins + 1, dtype=torch.float64)
+
+
+def histogram_2d(x: torch.Tensor, extent: float = 2.0, bins: int = 80) -> torch.Tensor:
+    """Fraction of the points ``x (n, 2)`` in each cell of a ``bins x bins`` grid on
+    ``[-extent, extent]^2``: ``(bins, bins)`` float64, ``[i, j]`` is cell i along x_1 and j
+    along x_2 (as ``numpy.histogram2d``). Fractions are of all n points, so the mass that fell
+    outside the square is ``1 - sum``.
+    """
+    if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != 2 or x.shape[0] < 1:
+        raise ValueError("x must be a tensor of shape (n, 2) with n >= 1")
+    grid_edges(extent, bins)  # validates
+    x = x.detach().to("cpu", torch.float64)
+    width = 2.0 * extent / bins
+    idx = torch.floor((x + extent) / width).long()
+    # a point exactly on the upper edge belongs to the last cell, as in numpy.histogram2d
+    idx = torch.where(x == extent, torch.full_like(idx, bins - 1), idx)
+    inside = ((idx >= 0) & (idx < bins)).all(dim=1)
+    flat = idx[inside, 0] * bins + idx[inside, 1]
+    counts = torch.bincount(flat, minlength=bins * bins).reshape(bins, bins)
+    return counts.to(torch.float64) / x.shape[0]
+
+
+def cell_probabilities(
+    log_density, extent: float = 2.0, bins: int = 80, subdivisions: int = 4
+) -> torch.Tensor:
+    """Probability of each cell of the grid of :func:`histogram_2d` under a 2-D density.
+
+    Integrates ``exp(log_density(points))`` over every cell with the midpoint rule on a finer
+    grid of ``subdivisions x subdivisions`` sub-cells (points where the log-density is -inf or
+    NaN count as density 0).
+
+    Args:
+        log_density: callable ``(..., 2) float64 tensor -> (...)`` log-density (per unit area).
+        extent, bins: the grid, as in :func:`histogram_2d`.
+        subdivisions: midpoints per cell and axis (>= 1).
+
+    Returns:
+        ``(bins, bins)`` float64 probabilities; ``1 - sum`` is the mass outside the square.
+    """
+    if isinstance(subdivisions, bool) or not isinstance(subdivisions, int) or subdivisions < 1:
+        raise ValueError(f"subdivisions must be an int >= 1, got {subdivisions!r}")
+    grid_edges(extent, bins)  # validates
+    m = bins * subdivisions
+    fine = 2.0 * extent / m
+    mids = -extent + fine * (torch.arange(m, dtype=torch.float64) + 0.5)
+    x1, x2 = torch.meshgrid(mids, mids, indexing="ij")
+    dens = torch.exp(log_density(torch.stack([x1, x2], dim=-1)).to(torch.float64))
+    dens = torch.nan_to_num(dens, nan=0.0)
+    mass = dens * fine**2
+    return mass.reshape(bins, subdivisions, bins, subdivisions).sum(dim=(1, 3))
+
+
+def total_variation(p: torch.Tensor, q: torch.Tensor) -> float:
+    """Total-variation distance ``0.5 * sum |p - q|`` of two distributions given on the same cells.
+
+    ``p`` and ``q`` hold probabilities (each summing to at most 1); whatever mass each leaves
+    off the cells (``1 - sum``) is counted as one more cell, so the result lies in [0, 1].
+    A sum up to 1.001 is accepted, for grids computed by numerical integration.
+    """
+    if not isinstance(p, torch.Tensor) or not isinstance(q, torch.Tensor) or p.shape != q.shape:
+        raise ValueError("p and q must be tensors of the same shape")
+    p = p.detach().to("cpu", torch.float64)
+    q = q.detach().to("cpu", torch.float64)
+    if (p < 0).any() or (q < 0).any() or p.sum() > 1.001 or q.sum() > 1.001:
+        raise ValueError("p and q must be non-negative and sum to at most 1")
+    rest = (1.0 - p.sum()) - (1.0 - q.sum())
+    return 0.5 * ((p - q).abs().sum() + rest.abs()).item()
