@@ -15,6 +15,7 @@ bounded however many samples are asked for (10^6 prior samples, or k = 5000 per 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Protocol
 
 import torch
@@ -56,6 +57,32 @@ def _placement(model: object, x: torch.Tensor) -> tuple[torch.device, torch.dtyp
     return x.device, x.dtype
 
 
+def _prior_chunks(
+    model: LatentVariableModel,
+    x: torch.Tensor,
+    n_samples: int,
+    generator: torch.Generator | None,
+    max_elements: int,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield ``(z, log p(x | z))`` for N prior draws in chunks: ``(c, D)`` and ``(c, B)``.
+
+    Each chunk's decoder output is ``(c, 1, P)``, scored against all B examples at once, so
+    about ``max_elements`` numbers are held however large N is.
+    """
+    n = _check_count("n_samples", n_samples)
+    _check_batch(x)
+    device, dtype = _placement(model, x)
+    x = x.to(device=device, dtype=dtype)
+    batch, pixels = x.shape[0], math.prod(x.shape[1:])
+    chunk = max(1, min(n, max_elements // max(1, pixels + batch)))
+    done = 0
+    while done < n:
+        c = min(chunk, n - done)
+        z = torch.randn(c, 1, model.latent_dim, device=device, dtype=dtype, generator=generator)
+        yield z[:, 0], model.log_px_given_z(x, z)
+        done += c
+
+
 @torch.no_grad()
 def naive_log_px(
     model: LatentVariableModel,
@@ -76,27 +103,16 @@ def naive_log_px(
         x: ``(B, ...)`` observations, on any device (moved to the model's).
         n_samples: N >= 1 prior samples (10^6 is fine: work is chunked).
         generator: optional ``torch.Generator`` on the model's device.
-        max_elements: bound on decoder outputs held at once (chunk size times B times P).
+        max_elements: bound on numbers held at once (chunk size times (P + B)).
 
     Returns:
         ``(B,)`` estimates of log p(x) in nats.
     """
-    n = _check_count("n_samples", n_samples)
-    _check_batch(x)
-    device, dtype = _placement(model, x)
-    x = x.to(device=device, dtype=dtype)
-    batch, pixels = x.shape[0], math.prod(x.shape[1:])
-    # the decoder output of a chunk is (c, 1, P), scored against all B examples at once
-    chunk = max(1, min(n, max_elements // max(1, pixels + batch)))
-    total = torch.full((batch,), -math.inf, device=device, dtype=dtype)
-    done = 0
-    while done < n:
-        c = min(chunk, n - done)
-        z = torch.randn(c, 1, model.latent_dim, device=device, dtype=dtype, generator=generator)
-        log_lik = model.log_px_given_z(x, z)  # (c, B)
-        total = torch.logaddexp(total, torch.logsumexp(log_lik, dim=0))
-        done += c
-    return total - math.log(n)
+    total = None
+    for _, log_lik in _prior_chunks(model, x, n_samples, generator, max_elements):
+        chunk_total = torch.logsumexp(log_lik, dim=0)
+        total = chunk_total if total is None else torch.logaddexp(total, chunk_total)
+    return total - math.log(int(n_samples))
 
 
 @torch.no_grad()
@@ -199,23 +215,11 @@ def prior_log_likelihoods(
     Returns:
         ``(N, B)`` log-likelihoods in nats, and the ``(N, D)`` draws if ``return_z``.
     """
-    n = _check_count("n_samples", n_samples)
-    _check_batch(x)
-    device, dtype = _placement(model, x)
-    x = x.to(device=device, dtype=dtype)
-    batch, pixels = x.shape[0], math.prod(x.shape[1:])
-    chunk = max(1, min(n, max_elements // max(1, pixels + batch)))
-    log_lik = torch.empty(n, batch, device=device, dtype=dtype)
-    zs = torch.empty(n, model.latent_dim, device=device, dtype=dtype) if return_z else None
-    done = 0
-    while done < n:
-        c = min(chunk, n - done)
-        z = torch.randn(c, 1, model.latent_dim, device=device, dtype=dtype, generator=generator)
-        log_lik[done : done + c] = model.log_px_given_z(x, z)
-        if zs is not None:
-            zs[done : done + c] = z[:, 0]
-        done += c
-    return (log_lik, zs) if zs is not None else log_lik
+    chunks = list(_prior_chunks(model, x, n_samples, generator, max_elements))
+    log_lik = torch.cat([ll for _, ll in chunks])
+    if return_z:
+        return log_lik, torch.cat([z for z, _ in chunks])
+    return log_lik
 
 
 def running_log_mean_exp(
