@@ -189,3 +189,136 @@ def test_binary_cross_entropy_identity_used_in_training(gen):
     x = torch.randint(0, 2, (3, 11), generator=gen).float()
     expected = -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
     torch.testing.assert_close(V.bernoulli_log_likelihood(logits, x), expected)
+
+
+# ---- entropy, cross entropy and KL of discrete distributions ----------------------------------
+
+
+def random_simplex(*shape):
+    # uniform on the probability simplex (Dirichlet(1)); seed with torch.manual_seed
+    return torch.distributions.Dirichlet(torch.ones(shape[-1], dtype=torch.float64)).sample(
+        shape[:-1]
+    )
+
+
+def test_discrete_entropy_cross_entropy_and_kl_match_torch_and_brute_force(gen):
+    torch.manual_seed(0)
+    p, q = random_simplex(6, 5), random_simplex(6, 5)
+    from torch.distributions import Categorical
+
+    torch.testing.assert_close(V.discrete_entropy(p), Categorical(probs=p).entropy())
+    torch.testing.assert_close(
+        V.discrete_kl(p, q), kl_divergence(Categorical(probs=p), Categorical(probs=q))
+    )
+    # brute force, one distribution at a time
+    for pi, qi in zip(p, q, strict=True):
+        h = -sum(a * math.log(a) for a in pi.tolist())
+        ce = -sum(a * math.log(b) for a, b in zip(pi.tolist(), qi.tolist(), strict=True))
+        assert abs(V.discrete_entropy(pi).item() - h) < 1e-12
+        assert abs(V.discrete_cross_entropy(pi, qi).item() - ce) < 1e-12
+    # the decomposition H(p, q) = H(p) + KL(p || q)
+    torch.testing.assert_close(
+        V.discrete_cross_entropy(p, q), V.discrete_entropy(p) + V.discrete_kl(p, q)
+    )
+
+
+def test_discrete_kl_is_non_negative_and_zero_only_for_equal_distributions():
+    torch.manual_seed(1)
+    p = random_simplex(10_000, 4)
+    q = random_simplex(10_000, 4)
+    assert (V.discrete_kl(p, q) > 0).all()
+    torch.testing.assert_close(V.discrete_kl(p, p), torch.zeros(10_000, dtype=torch.float64))
+    assert (V.discrete_entropy(p) <= math.log(4) + 1e-12).all()
+
+
+def test_discrete_measures_handle_zero_probabilities():
+    p = torch.tensor([0.5, 0.5, 0.0], dtype=torch.float64)
+    q = torch.tensor([0.25, 0.25, 0.5], dtype=torch.float64)
+    assert abs(V.discrete_entropy(p).item() - math.log(2)) < 1e-12  # 0 log 0 = 0
+    assert abs(V.discrete_kl(p, q).item() - math.log(2)) < 1e-12
+    # q misses an outcome that p produces: infinite divergence and cross entropy
+    assert V.discrete_kl(q, p).item() == math.inf
+    assert V.discrete_cross_entropy(q, p).item() == math.inf
+
+
+def test_discrete_measures_reject_non_distributions():
+    with pytest.raises(ValueError, match="sum to 1"):
+        V.discrete_entropy(torch.tensor([0.5, 0.6]))
+    with pytest.raises(ValueError, match="non-negative"):
+        V.discrete_kl(torch.tensor([1.5, -0.5]), torch.tensor([0.5, 0.5]))
+    with pytest.raises(ValueError, match="last dimension"):
+        V.discrete_kl(torch.tensor([0.5, 0.5]), torch.tensor([0.2, 0.3, 0.5]))
+
+
+# ---- Gaussians with full covariance ------------------------------------------------------------
+
+
+def random_covariance(gen, *batch, dim):
+    a = torch.randn(*batch, dim, dim, generator=gen, dtype=torch.float64)
+    return a @ a.transpose(-1, -2) + 0.3 * torch.eye(dim, dtype=torch.float64)
+
+
+def test_gaussian_entropy_matches_torch_distributions(gen):
+    cov = random_covariance(gen, 7, dim=3)
+    mvn = torch.distributions.MultivariateNormal(torch.zeros(7, 3, dtype=torch.float64), cov)
+    torch.testing.assert_close(V.gaussian_entropy(cov), mvn.entropy())
+    # a narrow Gaussian has negative differential entropy
+    assert V.gaussian_entropy(torch.tensor([[0.1**2]])).item() < 0
+
+
+def test_gaussian_kl_full_matches_torch_distributions(gen):
+    mu_q, mu_p = (torch.randn(5, 4, generator=gen, dtype=torch.float64) for _ in range(2))
+    cov_q, cov_p = random_covariance(gen, 5, dim=4), random_covariance(gen, 5, dim=4)
+    MVN = torch.distributions.MultivariateNormal
+    expected = kl_divergence(MVN(mu_q, cov_q), MVN(mu_p, cov_p))
+    torch.testing.assert_close(V.gaussian_kl_full(mu_q, cov_q, mu_p, cov_p), expected)
+    # a shared (D, D) covariance broadcasts against a batch of means
+    shared = V.gaussian_kl_full(mu_q, cov_q[0], mu_p, cov_p[0])
+    torch.testing.assert_close(shared, kl_divergence(MVN(mu_q, cov_q[0]), MVN(mu_p, cov_p[0])))
+
+
+def test_gaussian_kl_full_matches_a_monte_carlo_estimate(gen):
+    mu_q = torch.tensor([0.5, -1.0], dtype=torch.float64)
+    mu_p = torch.tensor([0.0, 0.3], dtype=torch.float64)
+    cov_q = torch.tensor([[1.0, 0.6], [0.6, 0.8]], dtype=torch.float64)
+    cov_p = torch.tensor([[2.0, -0.3], [-0.3, 0.5]], dtype=torch.float64)
+    q = torch.distributions.MultivariateNormal(mu_q, cov_q)
+    p = torch.distributions.MultivariateNormal(mu_p, cov_p)
+    torch.manual_seed(0)
+    z = q.sample((400_000,))
+    log_ratio = q.log_prob(z) - p.log_prob(z)
+    se = log_ratio.std().item() / math.sqrt(len(z))
+    exact = V.gaussian_kl_full(mu_q, cov_q, mu_p, cov_p).item()
+    assert abs(log_ratio.mean().item() - exact) < 4 * se
+
+
+def test_gaussian_kl_full_reduces_to_the_diagonal_formulas(gen):
+    mu = torch.randn(6, 3, generator=gen, dtype=torch.float64)
+    logvar = torch.randn(6, 3, generator=gen, dtype=torch.float64)
+    cov = torch.diag_embed(logvar.exp())
+    eye = torch.eye(3, dtype=torch.float64)
+    torch.testing.assert_close(
+        V.gaussian_kl_full(mu, cov, torch.zeros_like(mu), eye), V.gaussian_kl(mu, logvar)
+    )
+    mu_p = torch.randn(6, 3, generator=gen, dtype=torch.float64)
+    logvar_p = torch.randn(6, 3, generator=gen, dtype=torch.float64)
+    torch.testing.assert_close(
+        V.gaussian_kl_full(mu, cov, mu_p, torch.diag_embed(logvar_p.exp())),
+        V.diagonal_gaussian_kl(mu, logvar, mu_p, logvar_p),
+    )
+
+
+def test_gaussian_kl_full_is_zero_for_equal_and_positive_for_different(gen):
+    mu = torch.randn(4, 3, generator=gen, dtype=torch.float64)
+    cov = random_covariance(gen, 4, dim=3)
+    torch.testing.assert_close(
+        V.gaussian_kl_full(mu, cov, mu, cov), torch.zeros(4, dtype=torch.float64)
+    )
+    assert (V.gaussian_kl_full(mu, cov, mu + 0.1, cov) > 0).all()
+
+
+def test_gaussian_kl_full_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="D, D"):
+        V.gaussian_kl_full(torch.zeros(2), torch.eye(2)[0], torch.zeros(2), torch.eye(2))
+    with pytest.raises(ValueError, match="disagree"):
+        V.gaussian_kl_full(torch.zeros(3), torch.eye(2), torch.zeros(2), torch.eye(2))

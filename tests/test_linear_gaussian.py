@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 
 import vae_lib as V
@@ -50,3 +51,67 @@ def test_mean_field_variances_are_the_inverse_precision_diagonal():
     torch.testing.assert_close(logvar.exp()[0], 1 / torch.linalg.inv(cov).diagonal())
     # mean-field variances never exceed the true marginal variances
     assert (logvar.exp()[0] <= cov.diagonal() + 1e-12).all()
+
+
+def correlated_model():
+    g = torch.Generator().manual_seed(3)
+    w = torch.randn(4, 2, generator=g, dtype=torch.float64)
+    b = torch.randn(4, generator=g, dtype=torch.float64)
+    return V.LinearGaussian(w, b, obs_std=0.6), g
+
+
+def test_elbo_matches_a_monte_carlo_estimate():
+    model, g = correlated_model()
+    x = torch.randn(3, 4, generator=g, dtype=torch.float64)
+    mu = torch.randn(3, 2, generator=g, dtype=torch.float64)
+    cov = torch.tensor([[0.5, 0.2], [0.2, 0.3]], dtype=torch.float64)
+    q = torch.distributions.MultivariateNormal(mu, cov)
+    torch.manual_seed(0)
+    z = q.sample((200_000,))  # (S, 3, 2)
+    prior = torch.distributions.MultivariateNormal(
+        torch.zeros(2, dtype=torch.float64), torch.eye(2, dtype=torch.float64)
+    )
+    log_w = model.log_px_given_z(x, z) + prior.log_prob(z) - q.log_prob(z)
+    recon = model.log_px_given_z(x, z)
+    se = log_w.std(0) / math.sqrt(len(z))
+    exact = model.elbo(x, mu, cov)
+    assert ((log_w.mean(0) - exact.elbo).abs() < 4 * se).all()
+    se_recon = recon.std(0) / math.sqrt(len(z))
+    assert ((recon.mean(0) - exact.reconstruction).abs() < 4 * se_recon).all()
+    torch.testing.assert_close(exact.elbo, exact.reconstruction - exact.kl)
+
+
+def test_elbo_gap_is_the_kl_to_the_posterior_and_vanishes_there():
+    model, g = correlated_model()
+    x = torch.randn(5, 4, generator=g, dtype=torch.float64)
+    post_mean, post_cov = model.posterior(x)
+    at_posterior = model.elbo(x, post_mean, post_cov)
+    torch.testing.assert_close(at_posterior.elbo, model.exact_log_px(x), atol=1e-10, rtol=0)
+    # any other Gaussian: log p(x) - ELBO = KL(q || p(z|x))
+    mu = torch.randn(5, 2, generator=g, dtype=torch.float64)
+    a = torch.randn(5, 2, 2, generator=g, dtype=torch.float64)
+    cov = a @ a.transpose(-1, -2) + 0.1 * torch.eye(2, dtype=torch.float64)
+    gap = model.exact_log_px(x) - model.elbo(x, mu, cov).elbo
+    torch.testing.assert_close(gap, V.gaussian_kl_full(mu, cov, post_mean, post_cov))
+    assert (gap > 0).all()
+
+
+def test_elbo_with_logvar_equals_elbo_with_diagonal_covariance():
+    model, g = correlated_model()
+    x = torch.randn(4, 4, generator=g, dtype=torch.float64)
+    mu, logvar = model.encode(x)
+    by_logvar = model.elbo(x, mu, logvar=logvar)
+    by_cov = model.elbo(x, mu, torch.diag_embed(logvar.exp()))
+    for a, b in zip(by_logvar, by_cov, strict=True):
+        torch.testing.assert_close(a, b)
+    # the mean-field encoder of a model with correlated posterior leaves a gap
+    assert (model.exact_log_px(x) - by_logvar.elbo > 1e-3).all()
+
+
+def test_elbo_rejects_ambiguous_arguments():
+    model, _ = correlated_model()
+    x, mu = torch.zeros(1, 4, dtype=torch.float64), torch.zeros(1, 2, dtype=torch.float64)
+    with pytest.raises(ValueError, match="exactly one"):
+        model.elbo(x, mu)
+    with pytest.raises(ValueError, match="exactly one"):
+        model.elbo(x, mu, torch.eye(2), logvar=mu)

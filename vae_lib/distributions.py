@@ -201,3 +201,142 @@ def log_mean_exp(log_values: torch.Tensor, dim: int = 0) -> torch.Tensor:
     if n < 1:
         raise ValueError("log_mean_exp needs at least one value along dim")
     return torch.logsumexp(log_values, dim=dim) - math.log(n)
+
+
+def _check_probabilities(name: str, p: torch.Tensor) -> None:
+    _check_floating(name, p)
+    if p.dim() == 0:
+        raise ValueError(f"{name} needs at least one dimension, the outcomes")
+    if p.numel() == 0:
+        return
+    if not bool((p >= 0).all()):  # also catches NaN
+        raise ValueError(f"{name} must be non-negative")
+    total = p.sum(-1)
+    if not torch.allclose(total, torch.ones_like(total), atol=1e-6, rtol=0):
+        raise ValueError(f"{name} must sum to 1 over its last dimension")
+
+
+def discrete_entropy(p: torch.Tensor) -> torch.Tensor:
+    """Entropy H(p) = -sum_k p_k log p_k of a discrete distribution, in nats.
+
+    Args:
+        p: ``(..., K)`` probabilities of K outcomes, non-negative and summing to 1 over the last
+            dimension. Outcomes with p_k = 0 contribute 0 (the limit of p log p).
+
+    Returns:
+        ``(...)`` entropy in nats, between 0 and log K.
+    """
+    _check_probabilities("p", p)
+    return -torch.special.xlogy(p, p).sum(-1)
+
+
+def discrete_cross_entropy(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Cross entropy H(p, q) = -sum_k p_k log q_k, in nats.
+
+    The average surprise, -log q, of outcomes that are in fact drawn from p.
+
+    Args:
+        p: ``(..., K)`` probabilities of the distribution the outcomes come from.
+        q: ``(..., K)`` probabilities of the model, broadcastable with ``p``.
+
+    Returns:
+        ``(...)`` cross entropy in nats, ``>= discrete_entropy(p)``; ``inf`` if q gives
+        probability 0 to an outcome that p can produce.
+    """
+    _check_probabilities("p", p)
+    _check_probabilities("q", q)
+    _check_same_last_dim("p", p, "q", q)
+    return -torch.special.xlogy(p, q).sum(-1)
+
+
+def discrete_kl(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """KL(p || q) = sum_k p_k log(p_k / q_k) = H(p, q) - H(p), in nats.
+
+    Args:
+        p, q: ``(..., K)`` probabilities, broadcastable (see :func:`discrete_cross_entropy`).
+
+    Returns:
+        ``(...)`` divergence in nats, >= 0 (Gibbs' inequality), 0 only when p = q; ``inf`` when
+        q is 0 where p is not.
+    """
+    _check_probabilities("p", p)
+    _check_probabilities("q", q)
+    _check_same_last_dim("p", p, "q", q)
+    # p log p - p log q, with 0 log 0 = 0 and p log 0 = -inf for p > 0
+    return (torch.special.xlogy(p, p) - torch.special.xlogy(p, q)).sum(-1)
+
+
+def _check_covariance(name: str, cov: torch.Tensor) -> None:
+    _check_floating(name, cov)
+    if cov.dim() < 2 or cov.shape[-1] != cov.shape[-2]:
+        raise ValueError(f"{name} must have shape (..., D, D), got {tuple(cov.shape)}")
+
+
+def gaussian_entropy(cov: torch.Tensor) -> torch.Tensor:
+    """Differential entropy of N(mu, cov): 0.5 * log det(2 pi e cov), in nats.
+
+    It does not depend on the mean. Unlike a discrete entropy it can be negative: a Gaussian
+    narrower than 1 / sqrt(2 pi e) ~ 0.24 in one dimension has negative entropy.
+
+    Args:
+        cov: ``(..., D, D)`` symmetric positive-definite covariance matrices.
+
+    Returns:
+        ``(...)`` entropy in nats.
+    """
+    _check_covariance("cov", cov)
+    dim = cov.shape[-1]
+    chol = torch.linalg.cholesky(cov)
+    log_det = 2.0 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
+    return 0.5 * (dim * (1.0 + LOG_2PI) + log_det)
+
+
+def gaussian_kl_full(
+    mu_q: torch.Tensor, cov_q: torch.Tensor, mu_p: torch.Tensor, cov_p: torch.Tensor
+) -> torch.Tensor:
+    """KL(N(mu_q, cov_q) || N(mu_p, cov_p)) between full-covariance Gaussians, in nats.
+
+    With k = D dimensions,
+
+        0.5 * ( tr(cov_p^{-1} cov_q) + (mu_p - mu_q)^T cov_p^{-1} (mu_p - mu_q) - k
+                + log det cov_p - log det cov_q ).
+
+    Computed with Cholesky factors (no explicit inverse). With ``mu_p = 0`` and ``cov_p = I`` it
+    reduces to 0.5 * (tr cov_q + mu_q^T mu_q - k - log det cov_q), :func:`gaussian_kl` for a
+    diagonal ``cov_q``.
+
+    Args:
+        mu_q: ``(..., D)`` mean of q.
+        cov_q: ``(..., D, D)`` covariance of q, symmetric positive definite.
+        mu_p: ``(..., D)`` mean of p.
+        cov_p: ``(..., D, D)`` covariance of p, symmetric positive definite.
+        The batch dimensions ``...`` of all four broadcast.
+
+    Returns:
+        ``(...)`` divergence in nats, >= 0.
+    """
+    for name, t in (("mu_q", mu_q), ("mu_p", mu_p)):
+        _check_floating(name, t)
+    _check_covariance("cov_q", cov_q)
+    _check_covariance("cov_p", cov_p)
+    dim = mu_q.shape[-1]
+    if not (mu_p.shape[-1] == cov_q.shape[-1] == cov_p.shape[-1] == dim):
+        raise ValueError(
+            f"dimensions disagree: mu_q {tuple(mu_q.shape)}, cov_q {tuple(cov_q.shape)}, "
+            f"mu_p {tuple(mu_p.shape)}, cov_p {tuple(cov_p.shape)}"
+        )
+    chol_q = torch.linalg.cholesky(cov_q)
+    chol_p = torch.linalg.cholesky(cov_p)
+    batch = torch.broadcast_shapes(
+        mu_q.shape[:-1], mu_p.shape[:-1], cov_q.shape[:-2], cov_p.shape[:-2]
+    )
+    chol_p = chol_p.expand(*batch, dim, dim)
+    # tr(cov_p^{-1} cov_q) = || L_p^{-1} L_q ||_F^2
+    solved = torch.linalg.solve_triangular(chol_p, chol_q.expand(*batch, dim, dim), upper=False)
+    trace = solved.pow(2).sum((-2, -1))
+    # (mu_p - mu_q)^T cov_p^{-1} (mu_p - mu_q) = || L_p^{-1} (mu_p - mu_q) ||^2
+    diff = (mu_p - mu_q).expand(*batch, dim).unsqueeze(-1)
+    mahalanobis = torch.linalg.solve_triangular(chol_p, diff, upper=False).pow(2).sum((-2, -1))
+    log_det_p = 2.0 * torch.log(torch.diagonal(chol_p, dim1=-2, dim2=-1)).sum(-1)
+    log_det_q = 2.0 * torch.log(torch.diagonal(chol_q, dim1=-2, dim2=-1)).sum(-1)
+    return 0.5 * (trace + mahalanobis - dim + log_det_p - log_det_q)

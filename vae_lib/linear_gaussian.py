@@ -4,7 +4,8 @@
 
 so that p(x) = N(b, W W^T + sigma^2 I) and p(z|x) = N(m(x), S) with
 S = (I + W^T W / sigma^2)^{-1} and m(x) = S W^T (x - b) / sigma^2. The book uses it as ground
-truth: any estimator of log p(x), and any bound, can be checked against the exact value.
+truth: any estimator of log p(x), and any bound, can be checked against the exact value. For a
+Gaussian q(z) the ELBO is exact too (:meth:`LinearGaussian.elbo`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import math
 import torch
 from torch import nn
 
-from .distributions import gaussian_log_likelihood
+from .distributions import LOG_2PI, gaussian_kl, gaussian_kl_full, gaussian_log_likelihood
+from .losses import ELBO
 
 
 class LinearGaussian(nn.Module):
@@ -95,3 +97,58 @@ class LinearGaussian(nn.Module):
         precision_diag = 1.0 + (self.weight**2).sum(0) / self.obs_std**2
         logvar = (-torch.log(precision_diag)).expand_as(mean)
         return mean, logvar
+
+    def elbo(
+        self,
+        x: torch.Tensor,
+        mu: torch.Tensor,
+        cov: torch.Tensor | None = None,
+        *,
+        logvar: torch.Tensor | None = None,
+    ) -> ELBO:
+        """The ELBO of a Gaussian q(z) = N(mu, cov) in closed form, no sampling.
+
+        ELBO = E_q[log p(x|z)] - KL(q || p(z)), with the expected reconstruction
+
+            E_q[log p(x|z)] = -P/2 log(2 pi sigma^2)
+                              - (||x - W mu - b||^2 + tr(W cov W^T)) / (2 sigma^2),
+
+        since E_q||x - W z - b||^2 = ||x - W mu - b||^2 + tr(W cov W^T).
+
+        Args:
+            x: ``(B, P)`` observations.
+            mu: ``(B, D)`` means of q, one per observation.
+            cov: full covariance of q, ``(D, D)`` (shared) or ``(B, D, D)``. Give either
+                ``cov`` or ``logvar``.
+            logvar: ``(B, D)`` log-variances of a diagonal q (keyword only).
+
+        Returns:
+            :class:`vae_lib.ELBO` with ``elbo``, ``reconstruction`` (the exact expectation) and
+            ``kl`` = KL(q || N(0, I)), each ``(B,)`` in nats. ``elbo <= exact_log_px(x)``, with
+            equality when q is the posterior :meth:`posterior`.
+        """
+        if (cov is None) == (logvar is None):
+            raise ValueError("give exactly one of cov (full covariance) and logvar (diagonal)")
+        if mu.shape[-1] != self.latent_dim or x.shape[-1] != self.data_dim:
+            raise ValueError(
+                f"x must be (B, {self.data_dim}) and mu (B, {self.latent_dim}), got "
+                f"{tuple(x.shape)} and {tuple(mu.shape)}"
+            )
+        gram = self.weight.T @ self.weight  # W^T W, (D, D)
+        if logvar is not None:
+            if logvar.shape != mu.shape:
+                raise ValueError(f"logvar {tuple(logvar.shape)} must match mu {tuple(mu.shape)}")
+            spread = (torch.exp(logvar) * torch.diagonal(gram)).sum(-1)  # tr(W cov W^T)
+            kl = gaussian_kl(mu, logvar)
+        else:
+            if cov.shape[-2:] != (self.latent_dim, self.latent_dim):
+                raise ValueError(f"cov must be (..., {self.latent_dim}, {self.latent_dim})")
+            spread = (cov * gram).sum((-2, -1))  # tr(W cov W^T) = sum_ij cov_ij (W^T W)_ij
+            eye = torch.eye(self.latent_dim, dtype=mu.dtype, device=mu.device)
+            kl = gaussian_kl_full(mu, cov, torch.zeros_like(mu), eye)
+        var = self.obs_std**2
+        residual = (x - self.decode(mu)).pow(2).sum(-1)
+        reconstruction = (
+            -0.5 * self.data_dim * (LOG_2PI + math.log(var)) - 0.5 * (residual + spread) / var
+        )
+        return ELBO(elbo=reconstruction - kl, reconstruction=reconstruction, kl=kl)
