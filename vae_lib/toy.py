@@ -111,14 +111,8 @@ def histogram_2d(x: torch.Tensor, extent: float = 2.0, bins: int = 80) -> torch.
         raise ValueError("x must be a tensor of shape (n, 2) with n >= 1")
     grid_edges(extent, bins)  # validates
     x = x.detach().to("cpu", torch.float64)
-    width = 2.0 * extent / bins
-    idx = torch.floor((x + extent) / width).long()
-    # a point exactly on the upper edge belongs to the last cell, as in numpy.histogram2d
-    idx = torch.where(x == extent, torch.full_like(idx, bins - 1), idx)
-    inside = ((idx >= 0) & (idx < bins)).all(dim=1)
-    flat = idx[inside, 0] * bins + idx[inside, 1]
-    counts = torch.bincount(flat, minlength=bins * bins).reshape(bins, bins)
-    return counts.to(torch.float64) / x.shape[0]
+    counts, _ = torch.histogramdd(x, bins=[bins, bins], range=[-extent, extent, -extent, extent])
+    return counts / x.shape[0]
 
 
 def cell_probabilities(
