@@ -83,3 +83,142 @@ def test_fit_rejects_bad_arguments(mnist_small, kwargs, match):
 def test_history_round_trips_through_a_dict(mnist_small):
     h = V.fit(small_vae(), mnist_small[0][:128], epochs=1, progress=False)
     assert V.History.from_dict(h.to_dict()) == h
+
+
+def test_kl_warmup_ramps_the_weight_linearly_from_zero(mnist_small, monkeypatch):
+    model = small_vae()
+    seen = []
+    forward = model.forward
+
+    def recording_forward(x, beta=1.0, generator=None):
+        seen.append(beta)
+        return forward(x, beta=beta, generator=generator)
+
+    monkeypatch.setattr(model, "forward", recording_forward)
+    # 256 images in batches of 64: 4 steps per epoch, warm-up over 2 epochs = 8 steps
+    h = V.fit(
+        model,
+        mnist_small[0][:256],
+        epochs=3,
+        batch_size=64,
+        beta=2.0,
+        kl_warmup_epochs=2,
+        progress=False,
+    )
+    assert seen[:12] == pytest.approx([2.0 * min(1.0, s / 8) for s in range(12)])
+    assert h.settings["kl_warmup_epochs"] == 2
+
+
+def test_free_bits_term_against_torch_distributions():
+    from torch.distributions import Normal, kl_divergence
+
+    from vae_lib.training import _free_bits_kl
+
+    g = torch.Generator().manual_seed(0)
+    mu, logvar = torch.randn(16, 5, generator=g), torch.randn(16, 5, generator=g)
+    mu[:, 0], logvar[:, 0] = 0.0, 0.0  # one dimension at the prior: KL 0, counted as the floor
+    out = V.VAEOutput(None, None, None, None, mu, logvar, None)
+    per_dim = kl_divergence(Normal(mu, (0.5 * logvar).exp()), Normal(0.0, 1.0)).mean(0)
+    for floor in (0.0, 0.5, 3.0):
+        expected = torch.clamp(per_dim, min=floor).sum()
+        torch.testing.assert_close(_free_bits_kl(out, floor), expected)
+    assert _free_bits_kl(out, 0.5) >= 0.5  # the collapsed dimension still costs the floor
+
+
+def test_free_bits_keeps_more_rate_at_large_beta(mnist_small):
+    train_x = mnist_small[0][:1000]
+    kls = {}
+    for free_bits in (0.0, 1.0):
+        V.set_seed(0)
+        model = small_vae()
+        h = V.fit(
+            model,
+            train_x,
+            epochs=3,
+            beta=8.0,
+            free_bits=free_bits,
+            binarize="dynamic",
+            progress=False,
+        )
+        kls[free_bits] = h.train_kl[-1]
+    # beta = 8 squeezes the rate (about 4.6 nats after 3 epochs); below 1 nat per dimension
+    # the floor removes that pressure, and the rate ends near twice as high (about 8.7 nats)
+    assert kls[1.0] > 1.5 * kls[0.0]
+
+
+def test_free_bits_removes_the_kl_gradient_below_the_floor(mnist_small):
+    x = V.binarize_images(mnist_small[0][:32], "threshold")
+    V.set_seed(0)
+    model = small_vae()
+    out = model(x, generator=torch.Generator().manual_seed(0))
+    per_dim = V.gaussian_kl(out.mu, out.logvar).mean()  # at initialisation, far below 8 x 5 nats
+    assert per_dim < 8 * 5.0
+    from vae_lib.training import _free_bits_kl
+
+    loss_free = -(out.reconstruction.mean() - 3.0 * _free_bits_kl(out, 5.0))
+    grads_free = torch.autograd.grad(loss_free, list(model.encoder.parameters()), retain_graph=True)
+    grads_rec = torch.autograd.grad(-out.reconstruction.mean(), list(model.encoder.parameters()))
+    for a, b in zip(grads_free, grads_rec, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_free_bits_needs_a_vae(mnist_small):
+    class NoPosterior(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, x, beta=1.0, generator=None):
+            r = self.w * x.flatten(1).sum(1)
+            return V.VAEOutput(r, r, torch.zeros_like(r), None, None, None, None)
+
+    with pytest.raises(ValueError, match="mu and logvar"):
+        V.fit(NoPosterior(), mnist_small[0][:64], epochs=1, free_bits=0.1, progress=False)
+
+
+def test_cosine_schedule_follows_half_a_cosine_down_to_zero(mnist_small, monkeypatch):
+    import math
+
+    import vae_lib.training as T
+
+    made, lrs = [], []
+    make_adam = T.make_adam
+
+    def recording_make_adam(params, lr):
+        made.append(make_adam(params, lr))
+        return made[-1]
+
+    model = small_vae()
+    forward = model.forward
+
+    def recording_forward(x, beta=1.0, generator=None):  # runs once per step, before it
+        lrs.append(made[0].param_groups[0]["lr"])
+        return forward(x, beta=beta, generator=generator)
+
+    monkeypatch.setattr(model, "forward", recording_forward)
+    monkeypatch.setattr(T, "make_adam", recording_make_adam)
+    # 2 epochs x 4 batches of 64 = 8 steps; step s uses lr * (1 + cos(pi s / 8)) / 2
+    V.fit(
+        model,
+        mnist_small[0][:256],
+        epochs=2,
+        batch_size=64,
+        lr=0.01,
+        lr_schedule="cosine",
+        progress=False,
+    )
+    expected = [0.01 * 0.5 * (1 + math.cos(math.pi * s / 8)) for s in range(8)]
+    assert lrs == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"kl_warmup_epochs": -1}, "kl_warmup_epochs"),
+        ({"free_bits": -0.1}, "free_bits"),
+        ({"lr_schedule": "step"}, "lr_schedule"),
+    ],
+)
+def test_fit_rejects_bad_remedy_arguments(mnist_small, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        V.fit(small_vae(), mnist_small[0][:64], epochs=1, progress=False, **kwargs)

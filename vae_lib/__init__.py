@@ -4,7 +4,19 @@ Every chapter imports from here. All log-densities, ELBOs and KL divergences are
 and in nats. Models and estimators follow the device of the model; data follows the caller.
 """
 
+from .autoencoder import Autoencoder, AutoencoderConfig, AutoencoderOutput
 from .cache import cache_dir, fit_or_load
+from .classifier import (
+    CLASSIFIER_CONFIG,
+    CLASSIFIER_TRAINING,
+    ClassifierConfig,
+    ClassifierHistory,
+    DigitClassifier,
+    accuracy,
+    confidence,
+    digit_classifier,
+    fit_classifier,
+)
 from .conv_vae import ConvVAE, ConvVAEConfig
 from .data import (
     MNIST,
@@ -15,6 +27,13 @@ from .data import (
     minibatches,
 )
 from .device import configure_threads, default_device, set_seed
+from .diagnostics import (
+    ActiveUnits,
+    RateDistortion,
+    active_units,
+    kl_per_dimension,
+    rate_distortion,
+)
 from .distributions import (
     bernoulli_log_likelihood,
     diagonal_gaussian_kl,
@@ -43,6 +62,7 @@ from .gradients import (
     pathwise_gradient,
     score_function_gradient,
 )
+from .latent import apply_attribute, attribute_vector, encode_mean, interpolate, lerp, slerp
 from .linear_gaussian import LinearGaussian
 from .losses import ELBO, elbo
 from .plotting import (
@@ -53,7 +73,17 @@ from .plotting import (
     set_theme,
     show_images,
 )
-from .reference import REFERENCE_CONFIG, REFERENCE_TRAINING, reference_vae
+from .reference import (
+    MNIST_CONV_VAE_CONFIG,
+    MNIST_CONV_VAE_TRAINING,
+    MNIST_VAE_CONFIG,
+    MNIST_VAE_TRAINING,
+    REFERENCE_CONFIG,
+    REFERENCE_TRAINING,
+    mnist_conv_vae,
+    mnist_vae,
+    reference_vae,
+)
 from .toy import (
     cell_probabilities,
     grid_edges,
@@ -73,38 +103,60 @@ __version__ = "0.1.0"
 configure_threads()  # applies $VAE_LIB_THREADS, if set
 
 __all__ = [
-    "REFERENCE_CONFIG",
-    "REFERENCE_TRAINING",
+    "ActiveUnits",
+    "Autoencoder",
+    "AutoencoderConfig",
+    "AutoencoderOutput",
+    "CLASSIFIER_CONFIG",
+    "CLASSIFIER_TRAINING",
+    "ClassifierConfig",
+    "ClassifierHistory",
     "ConvVAE",
     "ConvVAEConfig",
+    "DigitClassifier",
     "ELBO",
     "GradientStatistics",
     "History",
     "LinearGaussian",
     "MNIST",
     "MNISTNotFoundError",
+    "MNIST_CONV_VAE_CONFIG",
+    "MNIST_CONV_VAE_TRAINING",
+    "MNIST_VAE_CONFIG",
+    "MNIST_VAE_TRAINING",
     "NonFiniteLossError",
+    "REFERENCE_CONFIG",
+    "REFERENCE_TRAINING",
+    "RateDistortion",
     "VAE",
     "VAEBase",
     "VAEConfig",
     "VAEOutput",
+    "accuracy",
+    "active_units",
+    "apply_attribute",
+    "attribute_vector",
     "bernoulli_log_likelihood",
     "binarize_images",
     "cache_dir",
     "cell_probabilities",
+    "confidence",
     "configure_threads",
     "data_root",
     "default_device",
     "diagonal_gaussian_kl",
     "diagonal_gaussian_log_prob",
+    "digit_classifier",
     "discrete_cross_entropy",
     "discrete_entropy",
     "discrete_kl",
     "effective_sample_size",
     "elbo",
+    "encode_mean",
     "encoder_gradient_variance",
     "evaluate_elbo",
     "fit",
+    "fit_classifier",
     "fit_or_load",
     "gaussian_entropy",
     "gaussian_kl",
@@ -112,17 +164,23 @@ __all__ = [
     "gaussian_log_likelihood",
     "grid_edges",
     "histogram_2d",
+    "interpolate",
     "iwae_bound",
+    "kl_per_dimension",
     "latent_grid",
+    "lerp",
     "load_mnist",
     "log_mean_exp",
     "minibatches",
+    "mnist_conv_vae",
+    "mnist_vae",
     "naive_log_px",
     "pathwise_gradient",
     "plot_history",
     "plot_latent_manifold",
     "plot_latent_scatter",
     "prior_log_likelihoods",
+    "rate_distortion",
     "reference_vae",
     "reparameterize",
     "ring_inverse",
@@ -135,6 +193,7 @@ __all__ = [
     "set_seed",
     "set_theme",
     "show_images",
+    "slerp",
     "standard_normal_log_prob",
     "total_variation",
 ]

@@ -60,6 +60,17 @@ def make_adam(params, lr: float) -> torch.optim.Adam:
         return torch.optim.Adam(params, lr=lr)
 
 
+LR_SCHEDULES = (None, "cosine")
+
+
+def _free_bits_kl(out, free_bits: float) -> torch.Tensor:
+    """sum_d max(free_bits, mean over the batch of KL_d): the KL term of the free-bits loss."""
+    if getattr(out, "mu", None) is None or getattr(out, "logvar", None) is None:
+        raise ValueError("free_bits needs a model whose outputs have mu and logvar (a VAE)")
+    kl_per_dim = 0.5 * (out.logvar.exp() + out.mu.pow(2) - 1.0 - out.logvar).mean(0)
+    return torch.clamp(kl_per_dim, min=free_bits).sum()
+
+
 @torch.no_grad()
 def evaluate_elbo(
     model: torch.nn.Module,
@@ -92,6 +103,9 @@ def fit(
     val_x: torch.Tensor | None = None,
     beta: float = 1.0,
     binarize: str | None = None,
+    kl_warmup_epochs: float = 0.0,
+    free_bits: float = 0.0,
+    lr_schedule: str | None = None,
     progress: bool = True,
     seed: int = 0,
 ) -> History:
@@ -100,6 +114,15 @@ def fit(
     Each step draws one z per example (reparameterized), so the loss is
     ``-(reconstruction - beta * kl).mean()`` over the batch. Works on whatever device the model is
     on; the data is moved there once.
+
+    Two remedies for posterior collapse change the KL term of the *loss* only (the history
+    always records the true ELBO):
+
+    * KL warm-up (Bowman et al., 2016; Sonderby et al., 2016): the KL weight grows linearly
+      from 0 to ``beta`` over the first ``kl_warmup_epochs`` epochs (updated every step).
+    * Free bits (Kingma et al., 2016): each latent dimension's KL, averaged over the minibatch,
+      is counted as at least ``free_bits`` nats, so the optimiser gains nothing by pushing a
+      dimension's rate below that floor: ``sum_d max(free_bits, mean_batch KL_d)``.
 
     Args:
         model: a :class:`vae_lib.VAE` or :class:`vae_lib.ConvVAE` (anything whose
@@ -112,6 +135,11 @@ def fit(
         beta: weight of the KL term (1 gives the ELBO).
         binarize: ``None``, ``"dynamic"`` (a fresh Bernoulli draw of every batch; validation
             data is then drawn once, with the seed) or ``"threshold"``.
+        kl_warmup_epochs: epochs over which the KL weight ramps from 0 to ``beta`` (0: none).
+        free_bits: KL floor per latent dimension, in nats (0: none). Needs outputs with
+            ``mu`` and ``logvar`` (a VAE).
+        lr_schedule: ``None`` (constant ``lr``) or ``"cosine"`` (from ``lr`` down to 0 at the
+            last step, following half a cosine; usually a better end point for a fixed budget).
         progress: show a ``tqdm`` progress bar.
         seed: seeds the data order, the binarization draws and the reparameterization noise.
 
@@ -131,6 +159,12 @@ def fit(
         raise ValueError(f"lr must be > 0, got {lr}")
     if beta < 0:
         raise ValueError(f"beta must be >= 0, got {beta}")
+    if not kl_warmup_epochs >= 0:
+        raise ValueError(f"kl_warmup_epochs must be >= 0, got {kl_warmup_epochs}")
+    if not free_bits >= 0:
+        raise ValueError(f"free_bits must be >= 0, got {free_bits}")
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
     if binarize not in BINARIZATIONS or binarize == "static":
         raise ValueError(
             f"binarize must be None, 'dynamic' or 'threshold', got {binarize!r} "
@@ -144,6 +178,12 @@ def fit(
         val_x = binarize_images(val_x, "static" if binarize == "dynamic" else binarize, generator)
     optimizer = make_adam(model.parameters(), lr)
     n_batches = math.ceil(train_x.shape[0] / batch_size)
+    total_steps = epochs * n_batches
+    scheduler = None
+    if lr_schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step / total_steps, 1.0)))
+        )
     history = History(
         settings={
             "epochs": epochs,
@@ -151,13 +191,17 @@ def fit(
             "lr": lr,
             "beta": beta,
             "binarize": binarize,
+            "kl_warmup_epochs": kl_warmup_epochs,
+            "free_bits": free_bits,
+            "lr_schedule": lr_schedule,
             "seed": seed,
             "n_train": int(train_x.shape[0]),
             "device": str(device),
         }
     )
-    bar = tqdm(total=epochs * n_batches, desc="training", unit="batch", disable=not progress)
+    bar = tqdm(total=total_steps, desc="training", unit="batch", disable=not progress)
     model.train()
+    step = 0
     try:
         for epoch in range(1, epochs + 1):
             start = time.perf_counter()
@@ -166,8 +210,14 @@ def fit(
                 train_x, batch_size, shuffle=True, binarize=binarize, generator=generator
             )
             for batch_index, xb in enumerate(batches, start=1):
-                out = model(xb, beta=beta, generator=generator)
-                loss = -out.elbo.mean()
+                weight = beta
+                if kl_warmup_epochs > 0:
+                    weight = beta * min(1.0, step / (kl_warmup_epochs * n_batches))
+                out = model(xb, beta=weight, generator=generator)
+                if free_bits > 0:
+                    loss = -(out.reconstruction.mean() - weight * _free_bits_kl(out, free_bits))
+                else:
+                    loss = -out.elbo.mean()
                 if not torch.isfinite(loss):
                     raise NonFiniteLossError(
                         f"the loss became {loss.item()} at epoch {epoch}, batch {batch_index} "
@@ -176,6 +226,9 @@ def fit(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
+                step += 1
                 with torch.no_grad():
                     sums += torch.stack(
                         [

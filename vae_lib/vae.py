@@ -212,6 +212,23 @@ class VAEBase(nn.Module):
         return self._mean_of(self.decode(mu))
 
 
+def _normalise_mlp_config(config) -> None:
+    """Validate (and turn into int tuples) the fields an MLP encoder/decoder config shares."""
+    config.input_shape = tuple(int(s) for s in config.input_shape)
+    config.hidden_dims = tuple(int(h) for h in config.hidden_dims)
+    if not config.input_shape or any(s < 1 for s in config.input_shape):
+        raise ValueError(f"input_shape must be positive sizes, got {config.input_shape}")
+    if any(h < 1 for h in config.hidden_dims):
+        raise ValueError(f"hidden_dims must be positive, got {config.hidden_dims}")
+    if int(config.latent_dim) < 1:
+        raise ValueError(f"latent_dim must be >= 1, got {config.latent_dim}")
+    if config.activation not in ACTIVATIONS:
+        raise ValueError(
+            f"activation must be one of {tuple(ACTIVATIONS)}, got {config.activation!r}"
+        )
+    _check_likelihood(config.likelihood, config.obs_std)
+
+
 @dataclass
 class VAEConfig:
     """Settings of an MLP :class:`VAE` (the book's reference model is the default, 784-400-20).
@@ -236,19 +253,7 @@ class VAEConfig:
     activation: str = "relu"
 
     def __post_init__(self) -> None:
-        self.input_shape = tuple(int(s) for s in self.input_shape)
-        self.hidden_dims = tuple(int(h) for h in self.hidden_dims)
-        if not self.input_shape or any(s < 1 for s in self.input_shape):
-            raise ValueError(f"input_shape must be positive sizes, got {self.input_shape}")
-        if any(h < 1 for h in self.hidden_dims):
-            raise ValueError(f"hidden_dims must be positive, got {self.hidden_dims}")
-        if int(self.latent_dim) < 1:
-            raise ValueError(f"latent_dim must be >= 1, got {self.latent_dim}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(
-                f"activation must be one of {tuple(ACTIVATIONS)}, got {self.activation!r}"
-            )
-        _check_likelihood(self.likelihood, self.obs_std)
+        _normalise_mlp_config(self)
 
 
 def mlp(sizes: list[int], activation: str) -> nn.Sequential:

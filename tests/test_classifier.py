@@ -1,0 +1,285 @@
+"""The digit classifier: shapes, probabilities, accuracy, training, bad input, the cache."""
+
+import dataclasses
+
+import pytest
+import torch
+
+import vae_lib as V
+from vae_lib import classifier as C
+
+SMALL = C.ClassifierConfig(hidden_dims=(32, 16))
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return C.DigitClassifier(SMALL)
+
+
+@pytest.fixture
+def x():
+    return torch.rand(7, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+
+
+def weights(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def same_weights(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def without_time(history):
+    d = history.to_dict()
+    d.pop("seconds")
+    return d
+
+
+# -- the model ------------------------------------------------------------------------------------
+def test_default_architecture_is_784_512_256_10():
+    m = C.DigitClassifier()
+    linears = [layer for layer in [*m.body, m.head] if isinstance(layer, torch.nn.Linear)]
+    assert [tuple(layer.weight.shape) for layer in linears] == [(512, 784), (256, 512), (10, 256)]
+    assert m.feature_dim == 256 and m.n_classes == 10 and m.input_shape == (1, 28, 28)
+    assert C.CLASSIFIER_CONFIG == C.ClassifierConfig()
+
+
+def test_shapes(model, x):
+    assert model(x).shape == (7, 10)
+    assert model.features(x).shape == (7, 16)
+    assert model.predict_proba(x).shape == (7, 10)
+    assert C.confidence(model, x).shape == (7,)
+    assert model.device == torch.device("cpu")
+    assert (model.features(x) >= 0).all()  # ReLU activations
+
+
+def test_logits_are_the_head_of_the_features(model, x):
+    torch.testing.assert_close(model(x), model.head(model.features(x)))
+
+
+def test_predict_proba_is_the_softmax_in_eval_mode_and_chunked():
+    torch.manual_seed(0)
+    m = C.DigitClassifier(C.ClassifierConfig(hidden_dims=(32, 16), dropout=0.5))
+    x = torch.rand(9, 1, 28, 28, generator=torch.Generator().manual_seed(2))
+    m.train()
+    p = m.predict_proba(x, batch_size=4)
+    assert m.training  # the mode is given back
+    assert not p.requires_grad
+    torch.testing.assert_close(p.sum(dim=1), torch.ones(9))
+    m.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(p, torch.softmax(m(x), dim=1))
+    torch.testing.assert_close(m.predict_proba(x), p)
+    assert m.predict_proba(x[:0]).shape == (0, 10)
+
+
+def test_confidence_is_the_largest_probability(model, x):
+    p = model.predict_proba(x)
+    c = C.confidence(model, x)
+    torch.testing.assert_close(c, p.max(dim=1).values)
+    assert ((c >= 0.1 - 1e-6) & (c <= 1)).all()
+
+
+def test_accuracy_agrees_with_a_brute_force_count(model):
+    x = torch.rand(50, 1, 28, 28, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        predicted = model(x).argmax(dim=1)
+    y = predicted.clone()
+    y[::3] = (y[::3] + 1) % 10  # 17 of 50 wrong
+    expected = sum(int(predicted[i] == y[i]) for i in range(50)) / 50
+    assert expected == pytest.approx(33 / 50)
+    assert C.accuracy(model, x, y) == pytest.approx(expected)
+
+
+def test_random_shift_moves_each_image_by_at_most_max_shift():
+    g = torch.Generator().manual_seed(0)
+    x = torch.zeros(20, 1, 6, 6)
+    x[:, :, 1:5, 1:5] = torch.rand(20, 1, 4, 4, generator=g)  # empty border: nothing is lost
+    assert C.random_shift(x, 0, g) is x
+    shifted = C.random_shift(x, 1, g)
+    offsets = set()
+    for a, b in zip(x, shifted, strict=True):
+        matches = [
+            (dy, dx)
+            for dy in (-1, 0, 1)
+            for dx in (-1, 0, 1)
+            if torch.equal(torch.roll(a, (dy, dx), dims=(-2, -1)), b)
+        ]
+        assert len(matches) == 1
+        offsets.add(matches[0])
+    assert len(offsets) > 3  # each image draws its own offset
+    torch.testing.assert_close(shifted.sum(dim=(1, 2, 3)), x.sum(dim=(1, 2, 3)))
+
+
+# -- training -------------------------------------------------------------------------------------
+def test_fit_classifier_learns_mnist_digits(mnist_small):
+    train_x, train_y, _ = mnist_small
+    x, y, held_x, held_y = train_x[:1500], train_y[:1500], train_x[1500:], train_y[1500:]
+    V.set_seed(0)
+    m = C.DigitClassifier()
+    before = C.accuracy(m, held_x, held_y)
+    history = C.fit_classifier(
+        m,
+        x,
+        y,
+        epochs=5,
+        batch_size=64,
+        lr=2e-3,
+        val_x=held_x,
+        val_y=held_y,
+        binarize_fraction=0.5,
+        progress=False,
+    )
+    after = C.accuracy(m, held_x, held_y)
+    assert before < 0.3 and after > 0.88  # about 0.91 from 1,500 training images
+    assert C.accuracy(m, x, y) > 0.93
+    assert not m.training
+    assert history.epoch == [1, 2, 3, 4, 5]
+    for name in ("train_loss", "train_accuracy", "val_accuracy", "seconds"):
+        assert len(getattr(history, name)) == 5, name
+    assert history.train_loss[-1] < history.train_loss[0]
+    assert history.train_accuracy[-1] > history.train_accuracy[0]
+    assert history.val_accuracy[-1] == pytest.approx(after)
+    assert history.total_seconds > 0
+    assert history.settings["n_train"] == 1500 and history.settings["binarize_fraction"] == 0.5
+    assert C.ClassifierHistory.from_dict(history.to_dict()) == history
+
+
+def test_fit_classifier_is_deterministic_for_a_seed(mnist_small):
+    x, y = mnist_small[0][:512], mnist_small[1][:512]
+    runs = []
+    for seed in (5, 5, 6):
+        torch.manual_seed(0)
+        m = C.DigitClassifier(SMALL)
+        h = C.fit_classifier(
+            m, x, y, epochs=2, binarize_fraction=0.5, max_shift=1, progress=False, seed=seed
+        )
+        runs.append((weights(m), without_time(h)))
+    assert same_weights(runs[0][0], runs[1][0]) and runs[0][1] == runs[1][1]
+    assert not same_weights(runs[0][0], runs[2][0])
+    assert "val_accuracy" in runs[0][1] and runs[0][1]["val_accuracy"] == []
+
+
+def test_non_finite_loss_raises(model):
+    x = torch.full((4, 1, 28, 28), float("nan"))
+    with pytest.raises(V.NonFiniteLossError, match="epoch 1, batch 1"):
+        C.fit_classifier(model, x, torch.zeros(4, dtype=torch.long), epochs=1, progress=False)
+
+
+# -- bad input ------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "bad",
+    [
+        pytest.param(torch.rand(3, 784), id="flat"),
+        pytest.param(torch.rand(3, 1, 27, 28), id="wrong-size"),
+        pytest.param(torch.rand(1, 28, 28), id="no-batch"),
+        pytest.param(torch.zeros(3, 1, 28, 28, dtype=torch.long), id="integer"),
+        pytest.param([[0.0]], id="not-a-tensor"),
+    ],
+)
+def test_bad_images_raise(model, bad):
+    for call in (model, model.features, model.predict_proba, lambda b: C.confidence(model, b)):
+        with pytest.raises(ValueError, match="x "):
+            call(bad)
+
+
+@pytest.mark.parametrize(
+    "labels, match",
+    [
+        pytest.param(torch.zeros(5), "integer", id="float"),
+        pytest.param(torch.zeros(5, dtype=torch.bool), "integer", id="bool"),
+        pytest.param(torch.zeros(4, dtype=torch.long), r"\(5,\)", id="too-few"),
+        pytest.param(torch.zeros(5, 1, dtype=torch.long), r"\(5,\)", id="2d"),
+        pytest.param(torch.tensor([0, 1, 2, 3, 10]), r"\[0, 10\)", id="too-large"),
+        pytest.param(torch.tensor([0, 1, -1, 3, 4]), r"\[0, 10\)", id="negative"),
+    ],
+)
+def test_bad_labels_raise(model, labels, match):
+    x = torch.rand(5, 1, 28, 28)
+    with pytest.raises(ValueError, match=match):
+        C.accuracy(model, x, labels)
+    with pytest.raises(ValueError, match=match):
+        C.fit_classifier(model, x, labels, epochs=1, progress=False)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"epochs": 1.5}, "epochs"),
+        ({"epochs": True}, "epochs"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"lr": 0.0}, "lr"),
+        ({"binarize_fraction": 1.5}, "binarize_fraction"),
+        ({"max_shift": -1}, "max_shift"),
+        ({"val_x": torch.rand(2, 1, 28, 28)}, "val_y"),
+        ({"val_x": torch.rand(2, 1, 28, 28), "val_y": torch.zeros(3, dtype=torch.long)}, "val_y"),
+        ({"val_x": torch.rand(2, 784), "val_y": torch.zeros(2, dtype=torch.long)}, "x has shape"),
+    ],
+)
+def test_bad_training_arguments_raise(model, kwargs, match):
+    x, y = torch.rand(4, 1, 28, 28), torch.zeros(4, dtype=torch.long)
+    kwargs = {"epochs": 1, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        C.fit_classifier(model, x, y, progress=False, **kwargs)
+
+
+def test_training_errors_about_the_data(model):
+    y = torch.zeros(4, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        C.fit_classifier(model, 2 * torch.ones(4, 1, 28, 28), y, epochs=1, binarize_fraction=0.5)
+    with pytest.raises(ValueError, match="at least one"):
+        C.fit_classifier(model, torch.rand(0, 1, 28, 28), y[:0], epochs=1)
+    with pytest.raises(ValueError, match="DigitClassifier"):
+        C.fit_classifier(V.VAE(), torch.rand(4, 1, 28, 28), y, epochs=1)
+    with pytest.raises(ValueError, match="at least one"):
+        C.accuracy(model, torch.rand(0, 1, 28, 28), y[:0])
+    with pytest.raises(ValueError, match="batch_size"):
+        model.predict_proba(torch.rand(4, 1, 28, 28), batch_size=0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"hidden_dims": ()}, "hidden_dims"),
+        ({"hidden_dims": (0,)}, "hidden_dims"),
+        ({"input_shape": (1, 0, 28)}, "input_shape"),
+        ({"n_classes": 1}, "n_classes"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"dropout": -0.1}, "dropout"),
+    ],
+)
+def test_bad_config_raises(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        C.ClassifierConfig(**kwargs)
+
+
+# -- the shared, cached classifier ----------------------------------------------------------------
+def test_digit_classifier_trains_once_then_loads(tmp_path, monkeypatch, mnist_small):
+    train_x, train_y, _ = mnist_small
+    loads = []
+
+    def small_mnist(split):  # a small subset instead of the 50,000 training images
+        loads.append(split)
+        part = slice(0, 1000) if split == "train" else slice(1000, 1200)
+        return V.MNIST(train_x[part], train_y[part])
+
+    monkeypatch.setenv("VAE_LIB_CACHE", str(tmp_path))
+    monkeypatch.setattr(C, "load_mnist", small_mnist)
+    monkeypatch.setattr(C, "CLASSIFIER_TRAINING", {**C.CLASSIFIER_TRAINING, "epochs": 1})
+
+    model, history = C.digit_classifier("cpu", progress=False)
+    assert loads == ["train", "val"]
+    assert isinstance(model, C.DigitClassifier) and not model.training
+    assert model.config == C.CLASSIFIER_CONFIG
+    assert isinstance(history, C.ClassifierHistory)
+    assert history.epoch == [1] and len(history.val_accuracy) == 1
+    assert history.settings["n_train"] == 1000 and history.settings["max_shift"] == 1
+    assert len(list(tmp_path.glob("digit_classifier-*.pt"))) == 1
+
+    again, history_again = C.digit_classifier("cpu", progress=False)
+    assert loads == ["train", "val"]  # loaded, not trained again
+    assert history_again == history
+    assert same_weights(weights(again), weights(model))
+    assert dataclasses.asdict(again.config) == dataclasses.asdict(model.config)
