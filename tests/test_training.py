@@ -57,6 +57,23 @@ def test_progress_bar_is_shown(mnist_small, capsys):
     assert "training" in capsys.readouterr().err
 
 
+def test_progress_bar_refreshes_at_most_once_a_second(mnist_small, monkeypatch):
+    # a long training cell must not flood the notebook's output channel (nbval drops the
+    # cell's end message beyond about 1,000 queued messages)
+    import vae_lib.training as T
+
+    seen = {}
+    real_tqdm = T.tqdm
+
+    def recording_tqdm(*args, **kwargs):
+        seen.update(kwargs)
+        return real_tqdm(*args, **kwargs)
+
+    monkeypatch.setattr(T, "tqdm", recording_tqdm)
+    V.fit(small_vae(), mnist_small[0][:128], epochs=1, progress=False)
+    assert seen["mininterval"] >= 1.0
+
+
 def test_non_finite_loss_names_epoch_and_batch(mnist_small):
     model = small_vae()
     with torch.no_grad():

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from .cache import fit_or_load
 from .data import binarize_images, load_mnist, minibatches
 from .device import default_device
-from .training import NonFiniteLossError, make_adam
+from .training import PROGRESS_REFRESH_SECONDS, NonFiniteLossError, make_adam
 
 
 @dataclass
@@ -310,7 +310,13 @@ def fit_classifier(
             "device": str(device),
         }
     )
-    bar = tqdm(total=total_steps, desc="training classifier", unit="batch", disable=not progress)
+    bar = tqdm(
+        total=total_steps,
+        desc="training classifier",
+        unit="batch",
+        disable=not progress,
+        mininterval=PROGRESS_REFRESH_SECONDS,
+    )
     try:
         for epoch in range(1, epochs + 1):
             model.train()

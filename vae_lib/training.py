@@ -62,6 +62,12 @@ def make_adam(params, lr: float) -> torch.optim.Adam:
 
 LR_SCHEDULES = (None, "cosine")
 
+#: Seconds between progress-bar refreshes. In a notebook every refresh is a message from the
+#: kernel; a training cell of several minutes at tqdm's default (10 per second) queues thousands,
+#: more than Jupyter's output channel holds (about 1,000), and nbval then loses the cell's
+#: end-of-execution message and fails it. Once a second is plenty for a run of minutes.
+PROGRESS_REFRESH_SECONDS = 1.0
+
 
 def _free_bits_kl(out, free_bits: float) -> torch.Tensor:
     """sum_d max(free_bits, mean over the batch of KL_d): the KL term of the free-bits loss."""
@@ -199,7 +205,13 @@ def fit(
             "device": str(device),
         }
     )
-    bar = tqdm(total=total_steps, desc="training", unit="batch", disable=not progress)
+    bar = tqdm(
+        total=total_steps,
+        desc="training",
+        unit="batch",
+        disable=not progress,
+        mininterval=PROGRESS_REFRESH_SECONDS,
+    )
     model.train()
     step = 0
     try:
