@@ -2,9 +2,10 @@
 
 * :func:`reference_vae`: a 784-400-20 MLP VAE, 20 epochs (about a minute on a 2-core CPU).
   Chapters 2 and 4 use it.
-* :func:`mnist_vae`: the stronger MLP VAE of the training chapter, 784-400-400-32, 40 epochs
-  with a cosine-decaying learning rate (about 2.5 minutes); the model whose test
-  log-likelihood the book reports (about 91.5 nats, IWAE k=1000, first 2,000 test images).
+* :func:`mnist_vae`: the stronger MLP VAE of the training chapter, 784-400-400-32 with ELU
+  activations, 26 epochs with a cosine-decaying learning rate (about 2 minutes); the model
+  whose test log-likelihood the book reports (about 91 nats, IWAE k=1000, first 2,000 test
+  images). With ReLU the same budget gives about 93 nats.
 * :func:`mnist_conv_vae`: a convolutional VAE trained beside it, for 2 epochs only: a
   convolutional epoch costs about three MLP epochs on a CPU.
 
@@ -42,10 +43,12 @@ REFERENCE_TRAINING = {
 }
 
 #: Architecture of the training chapter's MLP VAE.
-MNIST_VAE_CONFIG = VAEConfig(input_shape=(1, 28, 28), hidden_dims=(400, 400), latent_dim=32)
+MNIST_VAE_CONFIG = VAEConfig(
+    input_shape=(1, 28, 28), hidden_dims=(400, 400), latent_dim=32, activation="elu"
+)
 #: How it is trained.
 MNIST_VAE_TRAINING = {
-    "epochs": 40,
+    "epochs": 26,
     "batch_size": 128,
     "lr": 1e-3,
     "lr_schedule": "cosine",
@@ -57,7 +60,7 @@ MNIST_VAE_TRAINING = {
 
 #: Architecture of the convolutional VAE trained beside it.
 MNIST_CONV_VAE_CONFIG = ConvVAEConfig(
-    input_shape=(1, 28, 28), channels=(16, 32), hidden_dim=256, latent_dim=32
+    input_shape=(1, 28, 28), channels=(8, 16), hidden_dim=256, latent_dim=32
 )
 #: How it is trained.
 MNIST_CONV_VAE_TRAINING = {
