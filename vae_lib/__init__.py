@@ -26,6 +26,7 @@ from .data import (
     load_mnist,
     minibatches,
 )
+from .denoising_autoencoder import DenoisingAutoencoder, DenoisingAutoencoderConfig
 from .device import configure_threads, default_device, set_seed
 from .diagnostics import (
     ActiveUnits,
@@ -56,6 +57,7 @@ from .estimators import (
     prior_log_likelihoods,
     running_log_mean_exp,
 )
+from .frechet import classifier_frechet_distance, frechet_distance, gaussian_frechet_distance
 from .gradients import (
     GradientStatistics,
     encoder_gradient_variance,
@@ -113,6 +115,8 @@ __all__ = [
     "ClassifierHistory",
     "ConvVAE",
     "ConvVAEConfig",
+    "DenoisingAutoencoder",
+    "DenoisingAutoencoderConfig",
     "DigitClassifier",
     "ELBO",
     "GradientStatistics",
@@ -140,6 +144,7 @@ __all__ = [
     "binarize_images",
     "cache_dir",
     "cell_probabilities",
+    "classifier_frechet_distance",
     "confidence",
     "configure_threads",
     "data_root",
@@ -158,7 +163,9 @@ __all__ = [
     "fit",
     "fit_classifier",
     "fit_or_load",
+    "frechet_distance",
     "gaussian_entropy",
+    "gaussian_frechet_distance",
     "gaussian_kl",
     "gaussian_kl_full",
     "gaussian_log_likelihood",
