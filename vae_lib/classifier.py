@@ -24,7 +24,12 @@ from tqdm.auto import tqdm
 from .cache import fit_or_load
 from .data import binarize_images, load_mnist, minibatches
 from .device import default_device
-from .training import PROGRESS_REFRESH_SECONDS, NonFiniteLossError, make_adam
+from .training import (
+    PROGRESS_REFRESH_SECONDS,
+    NonFiniteLossError,
+    cosine_schedule,
+    make_adam,
+)
 
 
 @dataclass
@@ -294,9 +299,7 @@ def fit_classifier(
     n = x.shape[0]
     n_batches = math.ceil(n / batch_size)
     total_steps = epochs * n_batches
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
-    )
+    scheduler = cosine_schedule(optimizer, total_steps)
     history = ClassifierHistory(
         settings={
             "epochs": epochs,

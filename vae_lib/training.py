@@ -69,6 +69,16 @@ LR_SCHEDULES = (None, "cosine")
 PROGRESS_REFRESH_SECONDS = 1.0
 
 
+def cosine_schedule(
+    optimizer: torch.optim.Optimizer, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Learning rate from its initial value down to 0 along half a cosine over ``total_steps``
+    steps (call ``scheduler.step()`` after every optimizer step)."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step / total_steps, 1.0)))
+    )
+
+
 def _free_bits_kl(out, free_bits: float) -> torch.Tensor:
     """sum_d max(free_bits, mean over the batch of KL_d): the KL term of the free-bits loss."""
     if getattr(out, "mu", None) is None or getattr(out, "logvar", None) is None:
@@ -187,9 +197,7 @@ def fit(
     total_steps = epochs * n_batches
     scheduler = None
     if lr_schedule == "cosine":
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step / total_steps, 1.0)))
-        )
+        scheduler = cosine_schedule(optimizer, total_steps)
     history = History(
         settings={
             "epochs": epochs,
