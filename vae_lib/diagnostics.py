@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 from .distributions import gaussian_kl, reparameterize
-from .estimators import DEFAULT_MAX_ELEMENTS
-from .latent import _check_batch_size, _check_data, _evaluating, _placement, encode_mean
+from .estimators import DEFAULT_MAX_ELEMENTS, _placement
+from .latent import _check_batch_size, _check_data, _evaluating, encode_mean
 
 
 class ActiveUnits(NamedTuple):

@@ -21,20 +21,13 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from .estimators import _placement
 from .linear_gaussian import LinearGaussian
 
 METHODS = {"linear": "linear", "lerp": "linear", "spherical": "spherical", "slerp": "spherical"}
 
 
 # -- helpers shared with vae_lib.diagnostics ------------------------------------------------------
-def _placement(model: nn.Module, x: torch.Tensor) -> tuple[torch.device, torch.dtype]:
-    """Device and floating dtype of the model's first parameter or buffer (else of x)."""
-    for t in (*model.parameters(), *model.buffers()):
-        if t.is_floating_point():
-            return t.device, t.dtype
-    return x.device, x.dtype
-
-
 @contextmanager
 def _evaluating(model: nn.Module) -> Iterator[None]:
     """Evaluation mode and no gradients inside the block; the model's mode is restored after."""
