@@ -15,6 +15,21 @@ MODELS = [
         V.ConvVAE,
         V.MNIST_CONV_VAE_CONFIG,
     ),
+    ("comparison_vae", "COMPARISON_TRAINING", V.comparison_vae, V.VAE, V.REFERENCE_CONFIG),
+    (
+        "comparison_autoencoder",
+        "COMPARISON_TRAINING",
+        V.comparison_autoencoder,
+        V.Autoencoder,
+        V.COMPARISON_AE_CONFIG,
+    ),
+    (
+        "comparison_denoising_autoencoder",
+        "COMPARISON_TRAINING",
+        V.comparison_denoising_autoencoder,
+        V.DenoisingAutoencoder,
+        V.COMPARISON_DAE_CONFIG,
+    ),
 ]
 
 
@@ -31,7 +46,7 @@ def test_shared_model_trains_once_then_loads(
         reference, "load_mnist", lambda split: V.MNIST(*(t[:512] for t in load(split)))
     )
     model, history = get("cpu", progress=False)
-    assert isinstance(model, cls) and model.config == config
+    assert type(model) is cls and model.config == config
     assert history.epoch == [1] and history.val_elbo
     for key, value in settings.items():  # every setting reached fit
         if key not in ("epochs", "train_split", "val_split"):
@@ -56,4 +71,4 @@ def test_shared_models_have_distinct_cache_files(tmp_path, monkeypatch):
     )
     for _, _, get, _, _ in MODELS:
         get("cpu", progress=False)
-    assert len(list(tmp_path.glob("*.pt"))) == 3
+    assert len(list(tmp_path.glob("*.pt"))) == len(MODELS)

@@ -8,6 +8,11 @@
   images). With ReLU the same budget gives about 93 nats.
 * :func:`mnist_conv_vae`: a convolutional VAE trained beside it, for 2 epochs only: a
   convolutional epoch costs about three MLP epochs on a CPU.
+* :func:`comparison_vae`, :func:`comparison_autoencoder` and
+  :func:`comparison_denoising_autoencoder`: the comparison chapter's VAE, plain autoencoder and
+  denoising autoencoder, with the reference VAE's networks (784-400-20), the same optimiser and
+  the same 8 epochs (:data:`COMPARISON_TRAINING`), so that the objective is the only
+  difference.
 
 All have a Bernoulli decoder and are trained with Adam on dynamically binarized MNIST: the
 50,000 images of the ``"train"`` split, validated on the 10,000 of ``"val"``. The first chapter
@@ -22,12 +27,14 @@ from typing import Any
 
 import torch
 
+from .autoencoder import Autoencoder, AutoencoderConfig
 from .cache import fit_or_load
 from .conv_vae import ConvVAE, ConvVAEConfig
 from .data import load_mnist
+from .denoising_autoencoder import DenoisingAutoencoder, DenoisingAutoencoderConfig
 from .device import default_device
 from .training import History, fit
-from .vae import VAE, VAEBase, VAEConfig
+from .vae import VAE, VAEConfig
 
 #: Architecture of the reference model.
 REFERENCE_CONFIG = VAEConfig(input_shape=(1, 28, 28), hidden_dims=(400,), latent_dim=20)
@@ -74,25 +81,46 @@ MNIST_CONV_VAE_TRAINING = {
     "val_split": "val",
 }
 
+#: The comparison chapter's autoencoder: the reference VAE's networks with a deterministic code.
+COMPARISON_AE_CONFIG = AutoencoderConfig(input_shape=(1, 28, 28), hidden_dims=(400,), latent_dim=20)
+#: Its denoising twin: the same networks, a quarter of the pixels masked in every batch.
+COMPARISON_DAE_CONFIG = DenoisingAutoencoderConfig(
+    input_shape=(1, 28, 28),
+    hidden_dims=(400,),
+    latent_dim=20,
+    corruption="masking",
+    noise_level=0.25,
+)
+#: How the comparison chapter's VAE (:data:`REFERENCE_CONFIG`), autoencoder and denoising
+#: autoencoder are trained: the reference recipe with 8 epochs instead of 20.
+COMPARISON_TRAINING = {
+    "epochs": 8,
+    "batch_size": 128,
+    "lr": 1e-3,
+    "binarize": "dynamic",
+    "train_split": "train",
+    "val_split": "val",
+}
+
 _SPLIT_KEYS = ("train_split", "val_split")
 
 
 def _fit_cached(
     name: str,
-    make: Callable[[], VAEBase],
+    make: Callable[[], torch.nn.Module],
     settings: dict[str, Any],
     device: torch.device | str | None,
     progress: bool,
-) -> tuple[VAEBase, History]:
+) -> tuple[torch.nn.Module, History]:
     """Build with ``make``, then train with :func:`vae_lib.fit` and ``settings`` (or load)."""
     device = torch.device(device) if device is not None else default_device()
     settings = dict(settings)
     fit_settings = {k: v for k, v in settings.items() if k not in _SPLIT_KEYS}
 
-    def build() -> VAEBase:
+    def build() -> torch.nn.Module:
         return make().to(device)
 
-    def train(model: VAEBase) -> History:
+    def train(model: torch.nn.Module) -> History:
         train_x, _ = load_mnist(settings["train_split"])
         val_x, _ = load_mnist(settings["val_split"])
         return fit(model, train_x, val_x=val_x, progress=progress, seed=0, **fit_settings)
@@ -148,6 +176,59 @@ def mnist_conv_vae(
         "mnist_conv_vae",
         lambda: ConvVAE(ConvVAEConfig(**vars(MNIST_CONV_VAE_CONFIG))),
         MNIST_CONV_VAE_TRAINING,
+        device,
+        progress,
+    )
+
+
+def comparison_vae(
+    device: torch.device | str | None = None, *, progress: bool = True
+) -> tuple[VAE, History]:
+    """The comparison chapter's VAE: :data:`REFERENCE_CONFIG` trained with
+    :data:`COMPARISON_TRAINING`, and its :class:`History`.
+
+    Same arguments and return value as :func:`reference_vae`.
+    """
+    return _fit_cached(
+        "comparison_vae",
+        lambda: VAE(VAEConfig(**vars(REFERENCE_CONFIG))),
+        COMPARISON_TRAINING,
+        device,
+        progress,
+    )
+
+
+def comparison_autoencoder(
+    device: torch.device | str | None = None, *, progress: bool = True
+) -> tuple[Autoencoder, History]:
+    """The comparison chapter's plain autoencoder (:data:`COMPARISON_AE_CONFIG`), trained with
+    :data:`COMPARISON_TRAINING`, and its :class:`History` (whose "ELBO" is the reconstruction
+    log-likelihood: an autoencoder has no KL term).
+
+    Same arguments and return value as :func:`reference_vae`.
+    """
+    return _fit_cached(
+        "comparison_autoencoder",
+        lambda: Autoencoder(AutoencoderConfig(**vars(COMPARISON_AE_CONFIG))),
+        COMPARISON_TRAINING,
+        device,
+        progress,
+    )
+
+
+def comparison_denoising_autoencoder(
+    device: torch.device | str | None = None, *, progress: bool = True
+) -> tuple[DenoisingAutoencoder, History]:
+    """The comparison chapter's denoising autoencoder (:data:`COMPARISON_DAE_CONFIG`), trained
+    with :data:`COMPARISON_TRAINING`, and its :class:`History` (validation numbers score
+    reconstructions of clean images).
+
+    Same arguments and return value as :func:`reference_vae`.
+    """
+    return _fit_cached(
+        "comparison_denoising_autoencoder",
+        lambda: DenoisingAutoencoder(DenoisingAutoencoderConfig(**vars(COMPARISON_DAE_CONFIG))),
+        COMPARISON_TRAINING,
         device,
         progress,
     )
