@@ -81,6 +81,12 @@ def test_batch_norm_uses_batch_statistics_in_training_and_running_ones_in_eval()
     assert not torch.allclose(alone, together)  # training mode: depends on the batch
     m.eval()
     torch.testing.assert_close(m.generate(z[:2]), m.generate(z)[:2])
+    expected = m.generate(torch.randn(4, 3, generator=torch.Generator().manual_seed(5)))
+    # sample() always uses the running statistics, and gives the mode back
+    m.train()
+    drawn = m.sample(4, generator=torch.Generator().manual_seed(5))
+    assert m.training
+    torch.testing.assert_close(drawn, expected.detach())
     bn = [a for a in m.generator if isinstance(a, torch.nn.BatchNorm1d)]
     assert len(bn) == 1 and bn[0].num_batches_tracked.item() == 2
 

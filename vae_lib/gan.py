@@ -193,14 +193,19 @@ class GAN(nn.Module):
             generator: optional ``torch.Generator`` on the model's device, for the noise.
 
         Returns:
-            ``(n, *input_shape)`` tensor on the model's device, without gradients. The
-            generator has no dropout or batch norm, so train and eval mode give the same
-            samples; the mode is left as it is.
+            ``(n, *input_shape)`` tensor on the model's device, without gradients. Sampling
+            runs in eval mode, so batch normalisation uses its running statistics and a sample
+            does not depend on the others drawn with it; the model's mode is given back.
         """
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be an int >= 1, got {n!r}")
         z = torch.randn(n, self.latent_dim, device=self.device, generator=generator)
-        return self.generate(z)
+        was_training = self.training
+        self.eval()
+        try:
+            return self.generate(z)
+        finally:
+            self.train(was_training)
 
     def discriminate(self, x: torch.Tensor) -> torch.Tensor:
         """D's logits: ``(B, *input_shape) -> (B,)``; ``sigmoid`` gives P(x is real)."""
