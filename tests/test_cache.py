@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 import io
 import re
 import shutil
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import same_weights, without_time
 
 import vae_lib
 
@@ -66,22 +66,6 @@ def reference(trainer_factory, seed: int, **overrides):
     model = vae_lib.VAE(vae_lib.VAEConfig(**{**TINY, **overrides}))
     history = trainer_factory()(model)
     return model, history
-
-
-def weights(model) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def same_weights(a, b) -> bool:
-    wa = a if isinstance(a, dict) else weights(a)
-    wb = b if isinstance(b, dict) else weights(b)
-    return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
-
-
-def without_time(history: vae_lib.History) -> dict:
-    d = dataclasses.asdict(history)
-    d.pop("seconds")
-    return d
 
 
 def cache_files(folder: Path) -> list[Path]:

@@ -4,6 +4,7 @@ import dataclasses
 
 import pytest
 import torch
+from helpers import same_weights, weights, without_time
 
 import vae_lib as V
 from vae_lib import classifier as C
@@ -20,20 +21,6 @@ def model():
 @pytest.fixture
 def x():
     return torch.rand(7, 1, 28, 28, generator=torch.Generator().manual_seed(1))
-
-
-def weights(model):
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def same_weights(a, b):
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-
-
-def without_time(history):
-    d = history.to_dict()
-    d.pop("seconds")
-    return d
 
 
 # -- the model ------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import same_weights, weights, without_time
 
 import vae_lib as V
 from vae_lib import gan as G
@@ -31,20 +32,6 @@ def adam_pair(gan, lr=1e-3):
         torch.optim.Adam(gan.discriminator.parameters(), lr=lr, betas=(0.5, 0.999)),
         torch.optim.Adam(gan.generator.parameters(), lr=lr, betas=(0.5, 0.999)),
     )
-
-
-def weights(module):
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
-
-
-def same_weights(a, b):
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-
-
-def without_time(history):
-    d = history.to_dict()
-    d.pop("seconds")
-    return d
 
 
 @pytest.fixture

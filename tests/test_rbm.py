@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from helpers import same_weights, weights, without_time
 
 import vae_lib as V
 from vae_lib import rbm as R
@@ -43,20 +44,6 @@ def exact_marginal(rbm):
     """p(v) of every visible state, from the joint table (independent of free_energy)."""
     table, vs, _ = joint_log_table(rbm)
     return torch.softmax(table.logsumexp(dim=1), dim=0), vs
-
-
-def weights(model):
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def same_weights(a, b):
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-
-
-def without_time(history):
-    d = history.to_dict()
-    d.pop("seconds")
-    return d
 
 
 # -- the model ------------------------------------------------------------------------------------

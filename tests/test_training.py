@@ -239,3 +239,12 @@ def test_cosine_schedule_follows_half_a_cosine_down_to_zero(mnist_small, monkeyp
 def test_fit_rejects_bad_remedy_arguments(mnist_small, kwargs, match):
     with pytest.raises(ValueError, match=match):
         V.fit(small_vae(), mnist_small[0][:64], epochs=1, progress=False, **kwargs)
+
+
+def test_make_adam_passes_the_betas_on():
+    from vae_lib.training import make_adam
+
+    net = torch.nn.Linear(3, 2)
+    assert make_adam(net.parameters(), 1e-3).param_groups[0]["betas"] == (0.9, 0.999)
+    opt = make_adam(net.parameters(), 2e-4, (0.5, 0.99))
+    assert opt.param_groups[0]["betas"] == (0.5, 0.99) and opt.param_groups[0]["lr"] == 2e-4

@@ -31,7 +31,13 @@ from tqdm.auto import tqdm
 from .cache import fit_or_load
 from .data import load_mnist, minibatches
 from .device import default_device
-from .training import LR_SCHEDULES, PROGRESS_REFRESH_SECONDS, NonFiniteLossError, cosine_schedule
+from .training import (
+    LR_SCHEDULES,
+    PROGRESS_REFRESH_SECONDS,
+    NonFiniteLossError,
+    cosine_schedule,
+    make_adam,
+)
 
 GENERATOR_OUTPUTS = ("sigmoid", "linear")
 GAN_BINARIZATIONS = (None, "dynamic", "threshold")
@@ -328,16 +334,6 @@ class GANHistory:
         return float(sum(self.seconds))
 
 
-def _adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
-    """Adam with ``betas``, fused where this PyTorch build has it for the device (as
-    :func:`vae_lib.training.make_adam`)."""
-    params = list(params)
-    try:
-        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
-    except (RuntimeError, ValueError, TypeError):
-        return torch.optim.Adam(params, lr=lr, betas=betas)
-
-
 def fit_gan(
     gan: GAN,
     train_x: torch.Tensor,
@@ -407,8 +403,8 @@ def fit_gan(
     train_x = train_x.to(device)
     generator = torch.Generator(device=device).manual_seed(seed)
     betas = (float(betas[0]), float(betas[1]))
-    d_optimizer = _adam(gan.discriminator.parameters(), lr, betas)
-    g_optimizer = _adam(gan.generator.parameters(), lr, betas)
+    d_optimizer = make_adam(gan.discriminator.parameters(), lr, betas)
+    g_optimizer = make_adam(gan.generator.parameters(), lr, betas)
     n = train_x.shape[0]
     n_batches = math.ceil(n / batch_size)
     total_steps = epochs * n_batches

@@ -48,16 +48,17 @@ class History:
         return float(sum(self.seconds))
 
 
-def make_adam(params, lr: float) -> torch.optim.Adam:
+def make_adam(params, lr: float, betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Adam:
     """Adam, with the fused single-kernel update where this PyTorch build has one for the device.
 
     On a 2-core CPU the fused update makes a step of the reference MLP VAE about 20% faster.
+    ``betas`` are Adam's decay rates (PyTorch's defaults; GANs usually take beta_1 = 0.5).
     """
     params = list(params)
     try:
-        return torch.optim.Adam(params, lr=lr, fused=True)
+        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
     except (RuntimeError, ValueError, TypeError):
-        return torch.optim.Adam(params, lr=lr)
+        return torch.optim.Adam(params, lr=lr, betas=betas)
 
 
 LR_SCHEDULES = (None, "cosine")
