@@ -295,9 +295,10 @@ def test_fit_gan_epoch_means_weight_batches_by_size(monkeypatch):
     # 3 batches of 4, 4 and 2 examples; fake steps return known numbers
     values = iter([1.0, 2.0, 4.0])
 
-    def fake_step(gan, xb, d_opt, g_opt, generator=None):
+    def fake_step(gan, xb, d_opt, g_opt, generator=None, as_tensor=False):
         v = next(values)
-        return G.GANLosses(v, 10 * v, v / 10, v / 100)
+        assert as_tensor  # fit_gan keeps the losses on the device
+        return torch.tensor([v, 10 * v, v / 10, v / 100])
 
     monkeypatch.setattr(G, "gan_training_step", fake_step)
     h = G.fit_gan(tiny(), torch.rand(10, 1, 6, 6), epochs=1, batch_size=4, progress=False)
@@ -470,3 +471,20 @@ def test_mnist_gan_trains_once_then_loads(tmp_path, monkeypatch, mnist_small):
     G.mnist_gan("cpu", progress=False)
     assert loads == ["train", "train"]
     assert len(list(tmp_path.glob("mnist_gan-*.pt"))) == 2
+
+
+def test_training_step_as_tensor_gives_the_same_numbers_without_a_sync():
+    results = []
+    for as_tensor in (False, True):
+        torch.manual_seed(0)
+        m = tiny()
+        d_opt = torch.optim.Adam(m.discriminator.parameters(), lr=1e-3)
+        g_opt = torch.optim.Adam(m.generator.parameters(), lr=1e-3)
+        x = torch.rand(8, 1, 6, 6, generator=torch.Generator().manual_seed(1))
+        g = torch.Generator().manual_seed(2)
+        results.append(G.gan_training_step(m, x, d_opt, g_opt, g, as_tensor=as_tensor))
+    floats, tensor = results
+    assert isinstance(floats, G.GANLosses) and tensor.shape == (4,)
+    assert tensor.tolist() == pytest.approx(
+        [floats.discriminator_loss, floats.generator_loss, floats.d_real, floats.d_fake]
+    )

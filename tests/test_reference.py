@@ -1,9 +1,11 @@
-"""The shared models: each trained once through the cache with its own settings, then loaded."""
+"""The shared models: zoo entries made from the library's constants, loaded by name."""
+
+import dataclasses
 
 import pytest
 
 import vae_lib as V
-from vae_lib import reference
+from vae_lib import reference, zoo
 
 MODELS = [
     ("reference_vae", "REFERENCE_TRAINING", V.reference_vae, V.VAE, V.REFERENCE_CONFIG),
@@ -34,41 +36,28 @@ MODELS = [
 
 
 @pytest.mark.parametrize("name, settings_name, get, cls, config", MODELS)
-def test_shared_model_trains_once_then_loads(
-    tmp_path, monkeypatch, name, settings_name, get, cls, config
+def test_each_shared_model_is_the_zoo_entry_of_the_library_constants(
+    name, settings_name, get, cls, config
 ):
-    monkeypatch.setenv("VAE_LIB_CACHE", str(tmp_path))
-    settings = getattr(reference, settings_name)
-    # one short epoch on 512 images instead of the real schedule, so the test stays quick
-    monkeypatch.setattr(reference, settings_name, {**settings, "epochs": 1})
-    load = reference.load_mnist
-    monkeypatch.setattr(
-        reference, "load_mnist", lambda split: V.MNIST(*(t[:512] for t in load(split)))
-    )
+    e = zoo.entry(name)
+    assert dict(e.recipe) == {**getattr(reference, settings_name), "seed": 0}
+    assert type(e.build()) is cls and e.build().config == config
+    assert zoo.ENTRIES[name].config == zoo._frozen(dataclasses.asdict(config))
+
+
+@pytest.mark.parametrize("name, settings_name, get, cls, config", MODELS)
+def test_each_shared_model_loads_with_its_history(name, settings_name, get, cls, config):
     model, history = get("cpu", progress=False)
-    assert type(model) is cls and model.config == config
-    assert history.epoch == [1] and history.val_elbo
+    assert type(model) is cls and model.config == config and not model.training
+    settings = getattr(reference, settings_name)
+    assert history.epoch == list(range(1, settings["epochs"] + 1))
+    assert len(history.val_elbo) == settings["epochs"]
     for key, value in settings.items():  # every setting reached fit
-        if key not in ("epochs", "train_split", "val_split"):
+        if key not in ("train_split", "val_split"):
             assert history.settings[key] == value, key
-    assert history.settings["n_train"] == 512
-    assert len(list(tmp_path.glob(f"{name}-*.pt"))) == 1
-    again, history_again = get("cpu", progress=False)
-    assert history_again == history
-    for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True):
-        assert (a == b).all()
+    assert history.settings["n_train"] == 50_000
 
 
-def test_shared_models_have_distinct_cache_files(tmp_path, monkeypatch):
-    monkeypatch.setenv("VAE_LIB_CACHE", str(tmp_path))
-    for _, settings_name, *_ in MODELS:
-        monkeypatch.setattr(
-            reference, settings_name, {**getattr(reference, settings_name), "epochs": 1}
-        )
-    load = reference.load_mnist
-    monkeypatch.setattr(
-        reference, "load_mnist", lambda split: V.MNIST(*(t[:128] for t in load(split)))
-    )
-    for _, _, get, _, _ in MODELS:
-        get("cpu", progress=False)
-    assert len(list(tmp_path.glob("*.pt"))) == len(MODELS)
+def test_shared_models_have_distinct_fingerprints():
+    prints = [zoo.entry(name).fingerprint() for name, *_ in MODELS]
+    assert len(set(prints)) == len(MODELS)

@@ -248,3 +248,162 @@ def test_make_adam_passes_the_betas_on():
     assert make_adam(net.parameters(), 1e-3).param_groups[0]["betas"] == (0.9, 0.999)
     opt = make_adam(net.parameters(), 2e-4, (0.5, 0.99))
     assert opt.param_groups[0]["betas"] == (0.5, 0.99) and opt.param_groups[0]["lr"] == 2e-4
+
+
+def test_non_finite_watch_names_the_first_bad_step_even_when_checked_late():
+    from vae_lib.training import NonFiniteWatch
+
+    watch = NonFiniteWatch("cpu", check_every=100)
+    for batch in range(1, 11):
+        value = float("inf") if batch in (4, 7) else 1.0
+        watch.record(torch.tensor(value), 2, batch, 10)  # no error yet: nothing was checked
+    with pytest.raises(V.NonFiniteLossError, match="epoch 2, batch 4 of 10"):
+        watch.check()
+
+
+def test_non_finite_watch_checks_on_its_own_every_n_steps():
+    from vae_lib.training import NonFiniteWatch
+
+    watch = NonFiniteWatch("cpu", what="the losses", n_values=2, check_every=3, hint="lower lr")
+    watch.record(torch.tensor([1.0, 2.0]), 1, 1, 9)
+    watch.record(torch.tensor([1.0, float("nan")]), 1, 2, 9)
+    with pytest.raises(V.NonFiniteLossError, match=r"the losses .*batch 2 of 9; lower lr"):
+        watch.record(torch.tensor([1.0, 2.0]), 1, 3, 9)
+
+
+def test_non_finite_watch_passes_finite_values_and_rejects_bad_settings():
+    from vae_lib.training import NonFiniteWatch
+
+    watch = NonFiniteWatch("cpu", check_every=2)
+    for batch in range(1, 6):
+        watch.record(torch.tensor(float(batch)), 1, batch, 5)
+    watch.check()
+    with pytest.raises(ValueError, match="check_every"):
+        NonFiniteWatch("cpu", check_every=0)
+
+
+def test_fit_stops_on_a_loss_that_turns_non_finite_mid_epoch(mnist_small, monkeypatch):
+    # the loss is fine for 5 steps, then NaN: fit stops with that step's epoch and batch
+    model = small_vae()
+    forward = model.forward
+    calls = []
+
+    def poisoned_forward(x, beta=1.0, generator=None):
+        out = forward(x, beta=beta, generator=generator)
+        calls.append(1)
+        if len(calls) == 6:
+            out.elbo = out.elbo * float("nan")
+        return out
+
+    monkeypatch.setattr(model, "forward", poisoned_forward)
+    with pytest.raises(V.NonFiniteLossError, match="epoch 2, batch 2 of 4"):
+        V.fit(model, mnist_small[0][:256], epochs=3, batch_size=64, progress=False)
+
+
+def test_non_finite_watch_keeps_the_dtype_of_its_values():
+    # 1e300 is finite in float64 and must not be flagged by a float32 buffer
+    from vae_lib.training import NonFiniteWatch
+
+    watch = NonFiniteWatch("cpu")
+    watch.record(torch.tensor(1e300, dtype=torch.float64), 1, 1, 1)
+    watch.check()
+
+
+@pytest.mark.parametrize("trainer", ["vae", "gan", "rbm", "classifier"])
+def test_training_steps_do_not_wait_for_the_device(trainer, monkeypatch):
+    # A host synchronisation is any read of a tensor's value into Python (bool(), .item(),
+    # .tolist(), float(), int()). They may happen once per epoch or per 64-step check, not per
+    # step: 64 steps per epoch here, so a per-step read would show up 64 or more times.
+    counts = {"n": 0}
+    for name in ("__bool__", "item", "tolist", "__float__", "__int__", "__index__"):
+        real = getattr(torch.Tensor, name)
+
+        def counting(self, *args, _real=real, **kwargs):
+            counts["n"] += 1
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counting)
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(512, 1, 6, 6, generator=g)
+    common = {"epochs": 2, "batch_size": 8, "progress": False}
+    if trainer == "vae":
+        model = V.VAE(V.VAEConfig(input_shape=(1, 6, 6), hidden_dims=(8,), latent_dim=2))
+        V.fit(model, x, binarize="dynamic", **common)
+    elif trainer == "gan":
+        gan = V.GAN(
+            V.GANConfig(
+                input_shape=(1, 6, 6),
+                latent_dim=2,
+                generator_hidden=(8,),
+                discriminator_hidden=(8,),
+            )
+        )
+        V.fit_gan(gan, x, binarize="dynamic", **common)
+    elif trainer == "rbm":
+        V.fit_rbm(V.RBM(V.RBMConfig(input_shape=(1, 6, 6), n_hidden=4)), x, **common)
+    else:
+        model = V.DigitClassifier(V.ClassifierConfig(input_shape=(1, 6, 6), hidden_dims=(8,)))
+        y = torch.randint(0, 10, (512,), generator=g)
+        V.fit_classifier(model, x, y, binarize_fraction=0.5, **common)
+    assert counts["n"] < 2 * 64  # two epochs of 64 steps: far fewer reads than steps
+
+
+def _resumable_run(train_x, path=None, interrupt_at=None, monkeypatch=None):
+    V.set_seed(3)
+    model = small_vae()
+    if interrupt_at is not None:
+        forward, calls = model.forward, []
+
+        def interrupted(x, beta=1.0, generator=None):
+            calls.append(1)
+            if len(calls) == interrupt_at:
+                raise KeyboardInterrupt
+            return forward(x, beta=beta, generator=generator)
+
+        monkeypatch.setattr(model, "forward", interrupted)
+    settings = {"epochs": 4, "batch_size": 64, "binarize": "dynamic", "lr_schedule": "cosine"}
+    history = V.fit(
+        model,
+        train_x,
+        val_x=train_x[:64],
+        kl_warmup_epochs=2,
+        progress=False,
+        seed=5,
+        checkpoint=path,
+        checkpoint_seconds=0.0,
+        **settings,
+    )
+    return model, history
+
+
+def test_an_interrupted_run_resumes_to_the_same_bits(mnist_small, tmp_path, monkeypatch):
+    train_x = mnist_small[0][:256]  # 4 steps per epoch
+    whole, whole_history = _resumable_run(train_x)
+    path = tmp_path / "run.pt"
+    # 5 forward calls per epoch (4 steps and the validation): call 12 is epoch 3's second step
+    with pytest.raises(KeyboardInterrupt):
+        _resumable_run(train_x, path, interrupt_at=12, monkeypatch=monkeypatch)
+    assert torch.load(path, weights_only=True)["epoch"] == 2
+    resumed, history = _resumable_run(train_x, path)
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert history.epoch == [1, 2, 3, 4]
+    assert history.val_elbo == whole_history.val_elbo
+    assert history.train_elbo == whole_history.train_elbo
+    # a finished checkpoint is the finished run: nothing is trained again
+    again, _ = _resumable_run(train_x, path)
+    assert torch.equal(next(again.parameters()), next(whole.parameters()))
+
+
+def test_a_checkpoint_from_other_settings_is_refused(mnist_small, tmp_path):
+    train_x = mnist_small[0][:128]
+    path = tmp_path / "run.pt"
+    V.fit(small_vae(), train_x, epochs=1, progress=False, checkpoint=path)
+    with pytest.raises(ValueError, match="other settings"):
+        V.fit(small_vae(), train_x, epochs=1, lr=2e-3, progress=False, checkpoint=path)
+    other = V.VAE(V.VAEConfig(hidden_dims=(32,), latent_dim=8))
+    with pytest.raises(ValueError, match="another model"):
+        V.fit(other, train_x, epochs=1, progress=False, checkpoint=path)
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="could not be read"):
+        V.fit(small_vae(), train_x, epochs=1, progress=False, checkpoint=path)

@@ -4,6 +4,7 @@ Every chapter imports from here. All log-densities, ELBOs and KL divergences are
 and in nats. Models and estimators follow the device of the model; data follows the caller.
 """
 
+from . import checks, elementwise, zoo
 from .autoencoder import Autoencoder, AutoencoderConfig, AutoencoderOutput
 from .cache import cache_dir, fit_or_load
 from .classifier import (
@@ -135,7 +136,7 @@ from .toy import (
     sample_ring,
     total_variation,
 )
-from .training import History, NonFiniteLossError, evaluate_elbo, fit
+from .training import History, NonFiniteLossError, NonFiniteWatch, evaluate_elbo, fit
 from .vae import VAE, VAEBase, VAEConfig, VAEOutput
 
 __version__ = "0.1.0"
@@ -143,6 +144,9 @@ __version__ = "0.1.0"
 configure_threads()  # applies $VAE_LIB_THREADS, if set
 
 __all__ = [
+    "checks",
+    "elementwise",
+    "zoo",
     "AISResult",
     "ActiveUnits",
     "Autoencoder",
@@ -179,6 +183,7 @@ __all__ = [
     "MNIST_VAE_CONFIG",
     "MNIST_VAE_TRAINING",
     "NonFiniteLossError",
+    "NonFiniteWatch",
     "RBM",
     "RBMConfig",
     "RBMHistory",

@@ -19,6 +19,8 @@ from typing import NamedTuple
 
 import torch
 
+from .checks import check_unit_interval
+
 DATA_ENV_VAR = "VAE_LIB_DATA"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BINARIZATIONS = (None, "static", "dynamic", "threshold")
@@ -144,13 +146,7 @@ def binarize_images(
         raise ValueError(f"binarize must be one of {BINARIZATIONS}, got {mode!r}")
     if mode is None:
         return x
-    if x.numel():
-        low, high = torch.aminmax(x)
-        if not (low >= 0 and high <= 1):  # also catches NaN
-            raise ValueError(
-                f"binarize={mode!r} needs values in [0, 1]; "
-                f"got [{low.item():.3g}, {high.item():.3g}]"
-            )
+    check_unit_interval("x", x, f"for binarize={mode!r}")
     if mode == "threshold":
         return (x > 0.5).to(x.dtype)
     # u < x with u ~ U(0, 1) is a Bernoulli(x) draw; on the CPU it is several times faster

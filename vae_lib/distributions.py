@@ -15,7 +15,9 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
+
+from .checks import check_unit_interval
+from .elementwise import softplus
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -43,17 +45,6 @@ def _check_floating(name: str, t: torch.Tensor) -> None:
         raise ValueError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
 
 
-def _check_unit_interval(name: str, x: torch.Tensor) -> None:
-    if x.numel() == 0:
-        return
-    low, high = torch.aminmax(x)
-    if not (low >= 0 and high <= 1):  # also catches NaN
-        raise ValueError(
-            f"{name} must lie in [0, 1] for a Bernoulli likelihood, got values in "
-            f"[{low.item():.3g}, {high.item():.3g}]"
-        )
-
-
 def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """log p(x | logits) of independent Bernoulli pixels, summed over the last dimension.
 
@@ -64,19 +55,25 @@ def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Ten
 
     Returns:
         ``(...)`` log-likelihood in nats. Computed from the logits as
-        ``sum(x * logits - softplus(logits))``, which never takes the log of 0.
+        ``sum(x * logits - softplus(logits))``, which never takes the log of 0 (the same value
+        as ``-binary_cross_entropy_with_logits``, faster on the CPU: see
+        :func:`vae_lib.elementwise.softplus`).
+
+    Raises:
+        ValueError: if ``x`` leaves [0, 1] (a check skipped inside
+        :func:`vae_lib.checks.skip_value_checks`, where a training loop has checked its data).
     """
     _check_floating("logits", logits)
     _check_floating("x", x)
     _check_same_last_dim("logits", logits, "x", x)
-    _check_unit_interval("x", x)
+    check_unit_interval("x", x, "for a Bernoulli likelihood")
     x = x.to(logits.dtype)
     if x.shape == logits.shape:
-        return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
+        return (x * logits - softplus(logits)).sum(-1)
     # Broadcasting, e.g. a (S, 1, P) stack of decoder outputs against a (B, P) batch of images:
     # the x * logits term is a contraction over P, which einsum turns into one matrix product
     # instead of materialising an (S, B, P) array.
-    return torch.einsum("...p,...p->...", x, logits) - F.softplus(logits).sum(-1)
+    return torch.einsum("...p,...p->...", x, logits) - softplus(logits).sum(-1)
 
 
 def gaussian_log_likelihood(

@@ -43,10 +43,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .cache import fit_or_load
+from .checks import check_unit_interval, skip_value_checks
 from .data import binarize_images, load_mnist, minibatches
 from .device import default_device
 from .distributions import log_mean_exp
-from .training import LR_SCHEDULES, PROGRESS_REFRESH_SECONDS, NonFiniteLossError, cosine_schedule
+from .training import LR_SCHEDULES, PROGRESS_REFRESH_SECONDS, NonFiniteWatch, cosine_schedule
 
 #: Largest number of units in the smaller layer that :meth:`RBM.log_partition_exact` enumerates
 #: (2^22, about four million states).
@@ -88,15 +89,6 @@ def _check_generator(generator: torch.Generator | None, device: torch.device) ->
             f"generator is on {generator.device} but the model is on {device}; "
             f"make it with torch.Generator(device=...) on the model's device"
         )
-
-
-def _check_unit_interval(name: str, t: torch.Tensor) -> None:
-    if t.numel():
-        low, high = torch.aminmax(t)
-        if not (low >= 0 and high <= 1):  # also catches NaN
-            raise ValueError(
-                f"{name} must hold values in [0, 1]; got [{low.item():.3g}, {high.item():.3g}]"
-            )
 
 
 def _bernoulli(p: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -161,7 +153,7 @@ class RBM(nn.Module):
             raise ValueError(f"{name} must be a floating-point tensor of shape {expected}")
         if v.dim() != len(self.input_shape) + 1 or tuple(v.shape[1:]) != self.input_shape:
             raise ValueError(f"{name} has shape {tuple(v.shape)}; expected {expected}")
-        _check_unit_interval(name, v)
+        check_unit_interval(name, v)
         return v.reshape(v.shape[0], self.n_visible).to(self.weight)
 
     def _check_h(self, h: torch.Tensor) -> torch.Tensor:
@@ -170,7 +162,7 @@ class RBM(nn.Module):
             raise ValueError(f"h must be a floating-point tensor of shape {expected}")
         if h.dim() != 2 or h.shape[1] != self.n_hidden:
             raise ValueError(f"h has shape {tuple(h.shape)}; expected {expected}")
-        _check_unit_interval("h", h)
+        check_unit_interval("h", h)
         return h.to(self.weight)
 
     def _unflatten(self, v: torch.Tensor) -> torch.Tensor:
@@ -373,7 +365,7 @@ def base_rate_visible_bias(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
         raise ValueError("x must hold at least one example")
     if not 0 < eps < 0.5:
         raise ValueError(f"eps must be in (0, 0.5), got {eps}")
-    _check_unit_interval("x", x)
+    check_unit_interval("x", x)
     return torch.logit(x.reshape(x.shape[0], -1).mean(0).clamp(eps, 1 - eps))
 
 
@@ -602,6 +594,14 @@ def fit_rbm(
             "device": str(device),
         }
     )
+    # a sum is NaN or infinite as soon as one of its terms is (or when it overflows, which for
+    # the parameters of an RBM means they are useless too)
+    watch = NonFiniteWatch(
+        device,
+        what="the RBM's parameters (sums of W, b, c)",
+        n_values=3,
+        hint=f"try a smaller learning rate (lr={lr})",
+    )
     bar = tqdm(
         total=total_steps,
         desc="training RBM",
@@ -618,21 +618,22 @@ def fit_rbm(
             batches = minibatches(
                 train_x, batch_size, shuffle=True, binarize=binarize, generator=generator
             )
-            for batch_index, vb in enumerate(batches, start=1):
-                new_chain = cd_gradient(rbm, vb, k=k, chain=chain, generator=generator)
-                if persistent:
-                    chain = new_chain
-                with torch.no_grad():
-                    total += rbm.reconstruction_error(vb).sum()
-                optimizer.step()
-                if scheduler is not None:
-                    scheduler.step()
-                if not torch.stack([p.isfinite().all() for p in parameters]).all():
-                    raise NonFiniteLossError(
-                        f"the RBM's parameters became non-finite at epoch {epoch}, batch "
-                        f"{batch_index} of {n_batches}; try a smaller learning rate (lr={lr})"
+            # train_x was checked once above; skip the per-step value checks (host syncs)
+            with skip_value_checks():
+                for batch_index, vb in enumerate(batches, start=1):
+                    new_chain = cd_gradient(rbm, vb, k=k, chain=chain, generator=generator)
+                    if persistent:
+                        chain = new_chain
+                    with torch.no_grad():
+                        total += rbm.reconstruction_error(vb).sum()
+                    optimizer.step()
+                    if scheduler is not None:
+                        scheduler.step()
+                    watch.record(
+                        torch.stack([p.sum() for p in parameters]), epoch, batch_index, n_batches
                     )
-                bar.update(1)
+                    bar.update(1)
+            watch.check()
             seconds = time.perf_counter() - start_time
             train_rec = total.item() / n
             history.epoch.append(epoch)

@@ -15,30 +15,25 @@
   difference.
 
 All have a Bernoulli decoder and are trained with Adam on dynamically binarized MNIST: the
-50,000 images of the ``"train"`` split, validated on the 10,000 of ``"val"``. The first chapter
-that asks for a model trains it; every later call, in any chapter, loads it from ``.cache/``.
-Each model's cache key includes its architecture and every training setting listed here.
+50,000 images of the ``"train"`` split, validated on the 10,000 of ``"val"``. They are entries
+of the model zoo (:mod:`vae_lib.zoo`): trained once with these settings by
+``benchmarks/train_zoo.py``, shipped with the package, and loaded (checksum, config and recipe
+checked) in a second. ``VAE_LIB_RETRAIN=name`` retrains one into the user's cache instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import torch
 
 from .autoencoder import Autoencoder, AutoencoderConfig
-from .cache import fit_or_load
 from .conv_vae import ConvVAE, ConvVAEConfig
-from .data import load_mnist
 from .denoising_autoencoder import DenoisingAutoencoder, DenoisingAutoencoderConfig
-from .device import default_device
-from .training import History, fit
+from .training import History
 from .vae import VAE, VAEConfig
 
 #: Architecture of the reference model.
 REFERENCE_CONFIG = VAEConfig(input_shape=(1, 28, 28), hidden_dims=(400,), latent_dim=20)
-#: How it is trained (the cache key includes all of these).
+#: How it is trained (the recipe of its zoo entry).
 REFERENCE_TRAINING = {
     "epochs": 20,
     "batch_size": 128,
@@ -102,30 +97,19 @@ COMPARISON_TRAINING = {
     "val_split": "val",
 }
 
-_SPLIT_KEYS = ("train_split", "val_split")
 
-
-def _fit_cached(
-    name: str,
-    make: Callable[[], torch.nn.Module],
-    settings: dict[str, Any],
-    device: torch.device | str | None,
-    progress: bool,
+def _zoo_model(
+    name: str, device: torch.device | str | None, progress: bool
 ) -> tuple[torch.nn.Module, History]:
-    """Build with ``make``, then train with :func:`vae_lib.fit` and ``settings`` (or load)."""
-    device = torch.device(device) if device is not None else default_device()
-    settings = dict(settings)
-    fit_settings = {k: v for k, v in settings.items() if k not in _SPLIT_KEYS}
+    """The zoo's trained ``name`` (its shipped weights, verified) and its training history.
 
-    def build() -> torch.nn.Module:
-        return make().to(device)
+    :mod:`vae_lib.zoo` builds each entry from this module's config and training constants and
+    refuses a checkpoint trained with anything else.
+    """
+    from . import zoo  # zoo builds its entries from this module's constants
 
-    def train(model: torch.nn.Module) -> History:
-        train_x, _ = load_mnist(settings["train_split"])
-        val_x, _ = load_mnist(settings["val_split"])
-        return fit(model, train_x, val_x=val_x, progress=progress, seed=0, **fit_settings)
-
-    return fit_or_load(name, build, train, config=settings, seed=0)
+    model, record = zoo.load(name, device, progress=progress)
+    return model, record.history
 
 
 def reference_vae(
@@ -140,13 +124,7 @@ def reference_vae(
     Returns:
         ``(model, history)``, the model in eval mode.
     """
-    return _fit_cached(
-        "reference_vae",
-        lambda: VAE(VAEConfig(**vars(REFERENCE_CONFIG))),
-        REFERENCE_TRAINING,
-        device,
-        progress,
-    )
+    return _zoo_model("reference_vae", device, progress)
 
 
 def mnist_vae(
@@ -156,13 +134,7 @@ def mnist_vae(
 
     Same arguments and return value as :func:`reference_vae`.
     """
-    return _fit_cached(
-        "mnist_vae",
-        lambda: VAE(VAEConfig(**vars(MNIST_VAE_CONFIG))),
-        MNIST_VAE_TRAINING,
-        device,
-        progress,
-    )
+    return _zoo_model("mnist_vae", device, progress)
 
 
 def mnist_conv_vae(
@@ -172,13 +144,7 @@ def mnist_conv_vae(
 
     Same arguments and return value as :func:`reference_vae`.
     """
-    return _fit_cached(
-        "mnist_conv_vae",
-        lambda: ConvVAE(ConvVAEConfig(**vars(MNIST_CONV_VAE_CONFIG))),
-        MNIST_CONV_VAE_TRAINING,
-        device,
-        progress,
-    )
+    return _zoo_model("mnist_conv_vae", device, progress)
 
 
 def comparison_vae(
@@ -189,13 +155,7 @@ def comparison_vae(
 
     Same arguments and return value as :func:`reference_vae`.
     """
-    return _fit_cached(
-        "comparison_vae",
-        lambda: VAE(VAEConfig(**vars(REFERENCE_CONFIG))),
-        COMPARISON_TRAINING,
-        device,
-        progress,
-    )
+    return _zoo_model("comparison_vae", device, progress)
 
 
 def comparison_autoencoder(
@@ -207,13 +167,7 @@ def comparison_autoencoder(
 
     Same arguments and return value as :func:`reference_vae`.
     """
-    return _fit_cached(
-        "comparison_autoencoder",
-        lambda: Autoencoder(AutoencoderConfig(**vars(COMPARISON_AE_CONFIG))),
-        COMPARISON_TRAINING,
-        device,
-        progress,
-    )
+    return _zoo_model("comparison_autoencoder", device, progress)
 
 
 def comparison_denoising_autoencoder(
@@ -225,10 +179,4 @@ def comparison_denoising_autoencoder(
 
     Same arguments and return value as :func:`reference_vae`.
     """
-    return _fit_cached(
-        "comparison_denoising_autoencoder",
-        lambda: DenoisingAutoencoder(DenoisingAutoencoderConfig(**vars(COMPARISON_DAE_CONFIG))),
-        COMPARISON_TRAINING,
-        device,
-        progress,
-    )
+    return _zoo_model("comparison_denoising_autoencoder", device, progress)

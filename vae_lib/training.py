@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import math
+import os
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
+from .checks import check_unit_interval, skip_value_checks
 from .data import BINARIZATIONS, binarize_images, minibatches
 
 
@@ -46,6 +50,72 @@ class History:
     @property
     def total_seconds(self) -> float:
         return float(sum(self.seconds))
+
+
+class NonFiniteWatch:
+    """Catches a NaN or infinite loss without a host synchronisation on every step.
+
+    Asking ``if not torch.isfinite(loss)`` each step makes the host wait for the device (on a
+    GPU, the whole queue of kernels) before it can launch the next step. Instead, each step's
+    values are copied into a small buffer on the device, and the buffer is checked every
+    ``check_every`` steps and at the end of each epoch (:meth:`check`): a bad value still stops
+    training, at most ``check_every`` steps late, with an error naming the first bad step.
+
+    Example::
+
+        watch = NonFiniteWatch(device, what="the loss", hint="try a smaller learning rate")
+        for batch_index, xb in enumerate(batches, start=1):
+            loss = ...
+            watch.record(loss, epoch, batch_index, n_batches)
+        watch.check()
+    """
+
+    def __init__(
+        self,
+        device: torch.device | str,
+        *,
+        what: str = "the loss",
+        hint: str = "",
+        n_values: int = 1,
+        check_every: int = 64,
+    ) -> None:
+        if isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1:
+            raise ValueError(f"check_every must be an int >= 1, got {check_every!r}")
+        self.what = what
+        self.hint = hint
+        self.check_every = check_every
+        self.n_values = n_values
+        self.device = torch.device(device)
+        self._values: torch.Tensor | None = None  # allocated with the first value's dtype
+        self._where: list[tuple[int, int, int]] = []
+
+    def record(self, values: torch.Tensor, epoch: int, batch: int, n_batches: int) -> None:
+        """Note this step's ``values`` (a scalar or ``(n_values,)`` tensor; no sync)."""
+        if self._values is None:
+            self._values = torch.zeros(
+                self.check_every, self.n_values, device=self.device, dtype=values.dtype
+            )
+        self._values[len(self._where)].copy_(values.detach().reshape(-1))
+        self._where.append((epoch, batch, n_batches))
+        if len(self._where) == self.check_every:
+            self.check()
+
+    def check(self) -> None:
+        """Raise :class:`NonFiniteLossError` if a recorded value is NaN or infinite."""
+        n = len(self._where)
+        if n == 0 or self._values is None:
+            return
+        finite = torch.isfinite(self._values[:n]).all(dim=1)
+        if not bool(finite.all()):
+            first = int((~finite).nonzero()[0, 0])
+            epoch, batch, n_batches = self._where[first]
+            values = ", ".join(f"{v:.4g}" for v in self._values[first].tolist())
+            hint = f"; {self.hint}" if self.hint else ""
+            raise NonFiniteLossError(
+                f"{self.what} became non-finite ({values}) at epoch {epoch}, batch {batch} of "
+                f"{n_batches}{hint}"
+            )
+        self._where.clear()
 
 
 def make_adam(params, lr: float, betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Adam:
@@ -88,6 +158,64 @@ def _free_bits_kl(out, free_bits: float) -> torch.Tensor:
     return torch.clamp(kl_per_dim, min=free_bits).sum()
 
 
+CHECKPOINT_FORMAT = 1
+
+
+def _comparable(settings: dict) -> dict:
+    """The settings that decide a run's result (the device may change between sessions)."""
+    return {k: v for k, v in settings.items() if k != "device"}
+
+
+def _save_checkpoint(path, model, optimizer, scheduler, generator, history, epoch, step) -> None:
+    """Write a resumable state of :func:`fit` after ``epoch`` (atomically: tmp file + rename)."""
+    state = {
+        "format": CHECKPOINT_FORMAT,
+        "epoch": epoch,
+        "step": step,
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "generator": generator.get_state(),
+        "history": history.to_dict(),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _resume(path, model, optimizer, scheduler, generator, history) -> tuple[int, int]:
+    """Restore a :func:`_save_checkpoint` state; returns (first epoch to run, steps done)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        stored = History.from_dict(state["history"])
+    except Exception as err:
+        raise ValueError(
+            f"the checkpoint {path} could not be read ({type(err).__name__}: {err}); "
+            "delete it to start the run again"
+        ) from err
+    if state.get("format") != CHECKPOINT_FORMAT or _comparable(stored.settings) != _comparable(
+        history.settings
+    ):
+        raise ValueError(
+            f"the checkpoint {path} was written by a run with other settings "
+            f"({_comparable(stored.settings)}, now {_comparable(history.settings)}); "
+            "delete it, or give this run its own checkpoint file"
+        )
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:
+        raise ValueError(f"the checkpoint {path} holds another model's weights: {err}") from err
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    generator.set_state(state["generator"])
+    settings = history.settings
+    history.__dict__.update(stored.__dict__)
+    history.settings = settings
+    return int(state["epoch"]) + 1, int(state["step"])
+
+
 @torch.no_grad()
 def evaluate_elbo(
     model: torch.nn.Module,
@@ -125,6 +253,8 @@ def fit(
     lr_schedule: str | None = None,
     progress: bool = True,
     seed: int = 0,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_seconds: float = 300.0,
 ) -> History:
     """Train ``model`` with Adam on minibatches of ``train_x``, maximising the beta-ELBO.
 
@@ -159,12 +289,23 @@ def fit(
             last step, following half a cosine; usually a better end point for a fixed budget).
         progress: show a ``tqdm`` progress bar.
         seed: seeds the data order, the binarization draws and the reparameterization noise.
+        checkpoint: optional file for a resumable run. After an epoch, once at least
+            ``checkpoint_seconds`` have passed since the last save (and after the last epoch),
+            the model, the optimizer, the schedule, the random generator and the history are
+            written there (atomically). If the file exists when ``fit`` starts, training
+            continues after its last epoch, with the same result on the same machine as an
+            uninterrupted run; a file from a run with other settings is refused.
+        checkpoint_seconds: least wall time between two checkpoint saves.
 
     Returns:
-        :class:`History` of the run.
+        :class:`History` of the run (of the whole run, when resumed).
 
     Raises:
-        NonFiniteLossError: if the loss becomes NaN or infinite (names the epoch and batch).
+        NonFiniteLossError: if the loss becomes NaN or infinite (names the epoch and batch of
+            the first bad step; the check runs every 64 steps and at each epoch's end, so the
+            host never waits for the device inside a step: see :class:`NonFiniteWatch`).
+        ValueError: on bad arguments, or ``train_x`` outside [0, 1] with a binarization or a
+            Bernoulli likelihood (checked once, before the first step).
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
@@ -214,51 +355,62 @@ def fit(
             "device": str(device),
         }
     )
+    # The data's values are checked once here, so the steps can skip their per-batch checks
+    # (each one a host synchronisation): a batch of train_x, or a binarization of it, stays
+    # in [0, 1].
+    checked = binarize is not None or getattr(model, "likelihood", None) == "bernoulli"
+    if checked:
+        check_unit_interval("train_x", train_x, "for binarization or a Bernoulli likelihood")
+    watch = NonFiniteWatch(
+        device, hint=f"try a smaller learning rate (lr={lr}), a smaller beta, or check the data"
+    )
+    first_epoch, step = 1, 0
+    if checkpoint is not None:
+        if not checkpoint_seconds >= 0:
+            raise ValueError(f"checkpoint_seconds must be >= 0, got {checkpoint_seconds}")
+        checkpoint = Path(checkpoint)
+        if checkpoint.exists():
+            first_epoch, step = _resume(checkpoint, model, optimizer, scheduler, generator, history)
+    last_save = time.monotonic()
     bar = tqdm(
         total=total_steps,
+        initial=step,
         desc="training",
         unit="batch",
         disable=not progress,
         mininterval=PROGRESS_REFRESH_SECONDS,
     )
     model.train()
-    step = 0
     try:
-        for epoch in range(1, epochs + 1):
+        for epoch in range(first_epoch, epochs + 1):
             start = time.perf_counter()
             sums = torch.zeros(3, device=device)
             batches = minibatches(
                 train_x, batch_size, shuffle=True, binarize=binarize, generator=generator
             )
-            for batch_index, xb in enumerate(batches, start=1):
-                weight = beta
-                if kl_warmup_epochs > 0:
-                    weight = beta * min(1.0, step / (kl_warmup_epochs * n_batches))
-                out = model(xb, beta=weight, generator=generator)
-                if free_bits > 0:
-                    loss = -(out.reconstruction.mean() - weight * _free_bits_kl(out, free_bits))
-                else:
-                    loss = -out.elbo.mean()
-                if not torch.isfinite(loss):
-                    raise NonFiniteLossError(
-                        f"the loss became {loss.item()} at epoch {epoch}, batch {batch_index} "
-                        f"of {n_batches}; try a smaller learning rate (lr={lr})"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if scheduler is not None:
-                    scheduler.step()
-                step += 1
-                with torch.no_grad():
-                    sums += torch.stack(
-                        [
-                            (out.reconstruction - out.kl).sum(),
-                            out.reconstruction.sum(),
-                            out.kl.sum(),
-                        ]
-                    )
-                bar.update(1)
+            with skip_value_checks() if checked else nullcontext():
+                for batch_index, xb in enumerate(batches, start=1):
+                    weight = beta
+                    if kl_warmup_epochs > 0:
+                        weight = beta * min(1.0, step / (kl_warmup_epochs * n_batches))
+                    out = model(xb, beta=weight, generator=generator)
+                    if free_bits > 0:
+                        kl_term = weight * _free_bits_kl(out, free_bits)
+                        loss = -(out.reconstruction.mean() - kl_term)
+                    else:
+                        loss = -out.elbo.mean()
+                    watch.record(loss, epoch, batch_index, n_batches)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    if scheduler is not None:
+                        scheduler.step()
+                    step += 1
+                    with torch.no_grad():
+                        rec, kl = out.reconstruction.sum(), out.kl.sum()
+                        sums += torch.stack([rec - kl, rec, kl])
+                    bar.update(1)
+            watch.check()
             seconds = time.perf_counter() - start
             train_elbo, train_rec, train_kl = (sums / train_x.shape[0]).tolist()
             history.epoch.append(epoch)
@@ -274,6 +426,13 @@ def fit(
                 history.val_kl.append(val["kl"])
                 postfix["val ELBO"] = f"{val['elbo']:.2f}"
             bar.set_postfix(postfix)
+            due = time.monotonic() - last_save >= checkpoint_seconds or epoch == epochs
+            if checkpoint is not None and due:
+                _save_checkpoint(
+                    checkpoint, model, optimizer, scheduler, generator, history, epoch, step
+                )
+                last_save = time.monotonic()
+            model.train()
     finally:
         bar.close()
     model.eval()

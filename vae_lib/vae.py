@@ -13,9 +13,12 @@ import torch
 from torch import nn
 
 from .distributions import bernoulli_log_likelihood, gaussian_log_likelihood, reparameterize
+from .elementwise import ELU, Softplus
 from .losses import LIKELIHOODS, elbo
 
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "softplus": nn.Softplus}
+#: Hidden-layer nonlinearities by name. ELU and softplus are :mod:`vae_lib.elementwise`'s
+#: layers: the same functions as ``nn.ELU`` and ``nn.Softplus``, several times faster on a CPU.
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": ELU, "softplus": Softplus}
 
 
 @dataclass

@@ -1,0 +1,511 @@
+"""The book's model zoo: every trained model a chapter loads, its recipe and its checkpoint.
+
+Each :class:`ZooEntry` names a model class and its frozen configuration, and the *recipe* that
+trains it (the settings of :func:`vae_lib.fit`, the data splits, the seed). The trained weights
+ship with the package as ``vae_lib/weights/<name>.pt``, float32, described in
+``vae_lib/weights/manifest.json``: the file's sha256, size and parameter count, the config and
+recipe it was trained with, the training history, time and hardware, and a *quick metric* (the
+ELBO of the first 500 test images with a fixed seed) that anyone can recompute in a second.
+
+* :func:`load` returns the shipped model after checking all of that: a file whose checksum,
+  config or recipe does not match the code is never used.
+* ``load(name, retrain=True)``, or ``VAE_LIB_RETRAIN=name`` (``all``, or names separated by
+  commas) in the environment, trains the entry with its recipe instead, into the user's cache
+  (:func:`vae_lib.cache_dir`), never into the package; the run is resumable.
+* ``python benchmarks/train_zoo.py NAME`` (or ``--all``) retrains an entry and writes its
+  checkpoint and manifest entry: how the shipped files were made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import platform
+import re
+import time
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import torch
+from torch import nn
+
+from .autoencoder import Autoencoder, AutoencoderConfig
+from .cache import cache_dir
+from .conv_vae import ConvVAE, ConvVAEConfig
+from .data import load_mnist
+from .denoising_autoencoder import DenoisingAutoencoder, DenoisingAutoencoderConfig
+from .device import default_device
+from .training import History, evaluate_elbo, fit
+from .vae import VAE, VAEConfig
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+MANIFEST_PATH = WEIGHTS_DIR / "manifest.json"
+MANIFEST_FORMAT = 1
+RETRAIN_ENV_VAR = "VAE_LIB_RETRAIN"
+
+#: Model classes a zoo entry can name, with their config classes.
+MODEL_CLASSES: Mapping[str, tuple[type[nn.Module], type]] = MappingProxyType(
+    {
+        "VAE": (VAE, VAEConfig),
+        "ConvVAE": (ConvVAE, ConvVAEConfig),
+        "Autoencoder": (Autoencoder, AutoencoderConfig),
+        "DenoisingAutoencoder": (DenoisingAutoencoder, DenoisingAutoencoderConfig),
+    }
+)
+
+#: The quick metric's protocol (recomputed by the checkpoint tests from the shipped weights).
+QUICK_METRIC = (
+    "mean one-sample ELBO (for an autoencoder: reconstruction log-likelihood) of the first 500 "
+    "MNIST test images, statically binarized with seed 0, z drawn with a CPU generator seeded "
+    "0, in nats per image"
+)
+QUICK_METRIC_TOLERANCE = 0.01  # nats: float rounding across thread counts is far below this
+
+
+class ZooError(RuntimeError):
+    """A shipped checkpoint is missing, corrupt, or does not match the code's entry."""
+
+
+def _frozen(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: _frozen(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready copy: mappings to dicts, tuples to lists."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One trained model of the book: what it is and how it is trained.
+
+    Attributes:
+        name: the entry's name, also the checkpoint's file name.
+        model: a key of :data:`MODEL_CLASSES`.
+        config: the model config's fields (read-only).
+        recipe: :func:`vae_lib.fit`'s settings plus ``train_split`` and ``val_split`` (splits
+            of :func:`vae_lib.load_mnist`) and ``seed`` (read-only).
+        description: one line for the manifest's table.
+    """
+
+    name: str
+    model: str
+    config: Mapping[str, Any]
+    recipe: Mapping[str, Any]
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[a-z0-9_]+", self.name):
+            raise ValueError(f"name must be lower-case letters, digits and '_', got {self.name!r}")
+        if self.model not in MODEL_CLASSES:
+            raise ValueError(f"model must be one of {tuple(MODEL_CLASSES)}, got {self.model!r}")
+        for key in ("epochs", "train_split", "seed"):
+            if key not in self.recipe:
+                raise ValueError(f"the recipe of {self.name!r} needs {key!r}")
+        object.__setattr__(self, "config", _frozen(dict(self.config)))
+        object.__setattr__(self, "recipe", _frozen(dict(self.recipe)))
+        with torch.random.fork_rng(devices=[]):
+            self.build()  # the config must make a model
+
+    def build(self) -> nn.Module:
+        """A new, untrained model of this entry (on the CPU, in train mode)."""
+        model_class, config_class = MODEL_CLASSES[self.model]
+        return model_class(config_class(**_plain(self.config)))
+
+    def fingerprint(self) -> str:
+        """sha256 of the model class, config and recipe: what decides the trained weights."""
+        text = json.dumps(
+            {"model": self.model, "config": _plain(self.config), "recipe": _plain(self.recipe)},
+            sort_keys=True,
+        )
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass
+class ZooRecord:
+    """What the manifest says about a trained model.
+
+    Attributes:
+        name: the entry's name.
+        history: the training run's :class:`vae_lib.History`, every epoch.
+        metrics: measured numbers, each ``{"value": ..., "protocol": ...}``.
+        training: wall time in seconds, hardware, thread count, torch and Python versions, date.
+        parameters: number of trained parameters.
+        sha256: checksum of the weights file.
+        source: ``"shipped"`` (package data) or ``"retrained"`` (the user's cache).
+    """
+
+    name: str
+    history: History
+    metrics: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    parameters: int = 0
+    sha256: str = ""
+    source: str = "shipped"
+
+
+def _entries(*entries: ZooEntry) -> Mapping[str, ZooEntry]:
+    return MappingProxyType({e.name: e for e in entries})
+
+
+def _from_library(name: str, model: str, config: Any, training: Mapping[str, Any], text: str):
+    """An entry from one of :mod:`vae_lib.reference`'s config and training constants."""
+    return ZooEntry(name, model, dataclasses.asdict(config), {**training, "seed": 0}, text)
+
+
+def _book_entries() -> Mapping[str, ZooEntry]:
+    from . import reference as r
+
+    return _entries(
+        _from_library(
+            "reference_vae",
+            "VAE",
+            r.REFERENCE_CONFIG,
+            r.REFERENCE_TRAINING,
+            "the reference VAE, 784-400-20 (chapters 2 and 4)",
+        ),
+        _from_library(
+            "mnist_vae",
+            "VAE",
+            r.MNIST_VAE_CONFIG,
+            r.MNIST_VAE_TRAINING,
+            "the training chapter's MLP VAE, 784-400-400-32, ELU (chapter 5)",
+        ),
+        _from_library(
+            "mnist_conv_vae",
+            "ConvVAE",
+            r.MNIST_CONV_VAE_CONFIG,
+            r.MNIST_CONV_VAE_TRAINING,
+            "the convolutional VAE, 8 and 16 channels (chapter 5)",
+        ),
+        _from_library(
+            "comparison_vae",
+            "VAE",
+            r.REFERENCE_CONFIG,
+            r.COMPARISON_TRAINING,
+            "the comparison chapter's VAE, 784-400-20 (chapter 6)",
+        ),
+        _from_library(
+            "comparison_autoencoder",
+            "Autoencoder",
+            r.COMPARISON_AE_CONFIG,
+            r.COMPARISON_TRAINING,
+            "the comparison chapter's autoencoder, 784-400-20 (chapter 6)",
+        ),
+        _from_library(
+            "comparison_denoising_autoencoder",
+            "DenoisingAutoencoder",
+            r.COMPARISON_DAE_CONFIG,
+            r.COMPARISON_TRAINING,
+            "the comparison chapter's denoising autoencoder, 25% masking (chapter 6)",
+        ),
+    )
+
+
+#: Every model of the zoo, by name.
+ENTRIES: Mapping[str, ZooEntry] = _book_entries()
+
+
+def entry(name: str) -> ZooEntry:
+    """The :class:`ZooEntry` called ``name`` (``ValueError`` listing the names otherwise)."""
+    if name not in ENTRIES:
+        raise ValueError(f"no zoo model is called {name!r}; the zoo has {sorted(ENTRIES)}")
+    return ENTRIES[name]
+
+
+def quick_metric(model: nn.Module) -> float:
+    """The :data:`QUICK_METRIC` of ``model``, in nats per image (computed on the CPU)."""
+    images = load_mnist("test", binarize="static", seed=0).images[:500]
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        if device.type != "cpu":
+            model.cpu()
+        value = evaluate_elbo(model, images, generator=torch.Generator().manual_seed(0))["elbo"]
+    finally:
+        model.to(device)
+        model.train(was_training)
+    return value
+
+
+def read_manifest(path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The manifest as a dict (``{"format": 1, "models": {}}`` if the file does not exist)."""
+    path = Path(path) if path is not None else MANIFEST_PATH
+    if not path.exists():
+        return {"format": MANIFEST_FORMAT, "models": {}}
+    manifest = json.loads(path.read_text())
+    if manifest.get("format") != MANIFEST_FORMAT:
+        raise ZooError(f"{path} has format {manifest.get('format')!r}; expected {MANIFEST_FORMAT}")
+    return manifest
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _load_weights(path: Path, expected_sha256: str, model: nn.Module) -> None:
+    """Check ``path``'s sha256, then load it into ``model`` (``weights_only=True``, strict)."""
+    if not path.exists():
+        raise ZooError(f"the checkpoint {path} is missing")
+    digest = _sha256(path)
+    if digest != expected_sha256:
+        raise ZooError(
+            f"the checkpoint {path} has sha256 {digest[:12]}..., but the manifest says "
+            f"{expected_sha256[:12]}...: the file is corrupt or was replaced"
+        )
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise ZooError(f"the checkpoint {path} does not fit the model: {err}") from err
+
+
+def _check_entry_matches(e: ZooEntry, info: Mapping[str, Any], where: Path) -> None:
+    if info.get("fingerprint") != e.fingerprint():
+        stored = {"model": info.get("model"), "config": info.get("config")}
+        stored["recipe"] = info.get("recipe")
+        now = {"model": e.model, "config": _plain(e.config), "recipe": _plain(e.recipe)}
+        raise ZooError(
+            f"the checkpoint of {e.name!r} in {where} was trained with {stored}, but the code "
+            f"now says {now}: retrain it (python benchmarks/train_zoo.py {e.name}, or "
+            f"load({e.name!r}, retrain=True))"
+        )
+
+
+def _record(name: str, info: Mapping[str, Any], source: str) -> ZooRecord:
+    return ZooRecord(
+        name=name,
+        history=History.from_dict(info["history"]),
+        metrics=dict(info.get("metrics", {})),
+        training=dict(info.get("training", {})),
+        parameters=int(info.get("parameters", 0)),
+        sha256=str(info.get("sha256", "")),
+        source=source,
+    )
+
+
+def _retrain_requested(name: str) -> bool:
+    names = {n.strip() for n in os.environ.get(RETRAIN_ENV_VAR, "").split(",") if n.strip()}
+    return "all" in names or name in names
+
+
+def load(
+    name: str,
+    device: torch.device | str | None = None,
+    *,
+    retrain: bool | None = None,
+    progress: bool = True,
+) -> tuple[nn.Module, ZooRecord]:
+    """A trained model of the zoo, in eval mode, and its :class:`ZooRecord`.
+
+    Args:
+        name: a key of :data:`ENTRIES`.
+        device: where to put the model (default :func:`vae_lib.default_device`).
+        retrain: train it with its recipe instead of loading the shipped weights (into the
+            user's cache, resumable; a finished retrain is reused). Default: whether
+            ``$VAE_LIB_RETRAIN`` names it (or says ``all``).
+        progress: show a progress bar while retraining.
+
+    Raises:
+        ZooError: the shipped checkpoint is missing, corrupt, or was trained with another
+            config or recipe than the code's entry (the message names the file).
+    """
+    e = entry(name)
+    device = torch.device(device) if device is not None else default_device()
+    if retrain is None:
+        retrain = _retrain_requested(name)
+    if retrain:
+        model, record = _retrained(e, progress)
+    else:
+        manifest = read_manifest()
+        info = manifest["models"].get(name)
+        if info is None:
+            raise ZooError(
+                f"{MANIFEST_PATH} has no checkpoint for {name!r}: train it with "
+                f"python benchmarks/train_zoo.py {name}, or load({name!r}, retrain=True)"
+            )
+        _check_entry_matches(e, info, MANIFEST_PATH)
+        with torch.random.fork_rng(devices=[]):  # its initial weights are overwritten
+            model = e.build()
+        _load_weights(WEIGHTS_DIR / info["file"], info["sha256"], model)
+        record = _record(name, info, "shipped")
+    model.to(device).eval()
+    return model, record
+
+
+def _hardware() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(
+                (line.split(":", 1)[1].strip() for line in f if line.startswith("model name")),
+                cpu,
+            )
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def train_entry(
+    e: ZooEntry,
+    weights_path: Path,
+    *,
+    checkpoint: Path | None = None,
+    progress: bool = True,
+    device: torch.device | str | None = None,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Train ``e`` with its recipe, save its float32 weights to ``weights_path``.
+
+    ``checkpoint`` makes the run resumable (see :func:`vae_lib.fit`). Returns the trained model
+    (eval mode) and its manifest entry (metrics include the quick metric).
+    """
+    recipe = _plain(e.recipe)
+    seed = int(recipe.pop("seed"))
+    train_split, val_split = recipe.pop("train_split"), recipe.pop("val_split", None)
+    with torch.random.fork_rng(devices=[]):  # the caller's random state is left alone
+        torch.manual_seed(seed)  # the initial weights
+        model = e.build()
+    model.to(device if device is not None else "cpu")
+    train_x, _ = load_mnist(train_split)
+    val_x = load_mnist(val_split).images if val_split else None
+    started = time.strftime("%Y-%m-%d")
+    history = fit(
+        model, train_x, val_x=val_x, seed=seed, progress=progress, checkpoint=checkpoint, **recipe
+    )
+    model.cpu().eval()
+    state = {k: v.detach().to(torch.float32).contiguous() for k, v in model.state_dict().items()}
+    weights_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = weights_path.with_name(f"{weights_path.name}.tmp{os.getpid()}")
+    torch.save(state, tmp)
+    os.replace(tmp, weights_path)
+    if checkpoint is not None:
+        checkpoint.unlink(missing_ok=True)  # only needed to resume an interrupted run
+    value = quick_metric(model)
+    info = {
+        "file": weights_path.name,
+        "sha256": _sha256(weights_path),
+        "bytes": weights_path.stat().st_size,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "description": e.description,
+        "model": e.model,
+        "config": _plain(e.config),
+        "recipe": _plain(e.recipe),
+        "fingerprint": e.fingerprint(),
+        "metrics": {"quick": {"value": value, "protocol": QUICK_METRIC}},
+        "training": {
+            "seconds": round(history.total_seconds, 1),
+            "epochs": len(history.epoch),
+            "date": started,
+            **_hardware(),
+        },
+        "history": history.to_dict(),
+    }
+    return model, info
+
+
+def write_manifest_entry(name: str, info: Mapping[str, Any], path: Path = MANIFEST_PATH) -> None:
+    """Add or replace ``name``'s entry in the manifest at ``path`` (keeping measured metrics
+    of other protocols only if the weights did not change)."""
+    manifest = read_manifest(path)
+    old = manifest["models"].get(name, {})
+    info = dict(info)
+    if old.get("sha256") == info["sha256"]:
+        info["metrics"] = {**old.get("metrics", {}), **info["metrics"]}
+    manifest["models"][name] = info
+    manifest["models"] = dict(sorted(manifest["models"].items()))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+
+
+def _retrained(e: ZooEntry, progress: bool) -> tuple[nn.Module, ZooRecord]:
+    """Train ``e`` into the user's cache (or reuse a finished retrain there)."""
+    folder = cache_dir() / "zoo"
+    stem = f"{e.name}-{e.fingerprint()[:16]}"
+    weights, manifest = folder / f"{stem}.pt", folder / f"{stem}.json"
+    if weights.exists() and manifest.exists():
+        try:
+            info = read_manifest(manifest)["models"][e.name]
+            _check_entry_matches(e, info, manifest)
+            with torch.random.fork_rng(devices=[]):
+                model = e.build()
+            _load_weights(weights, info["sha256"], model)
+            return model, _record(e.name, info, "retrained")
+        except (ZooError, KeyError, ValueError, OSError) as err:
+            warnings.warn(
+                f"the retrained {e.name!r} in {folder} could not be used ({err}); training again",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+    warnings.warn(
+        f"retraining {e.name!r} with its recipe ({e.recipe['epochs']} epochs) into {folder}, as "
+        f"asked; the shipped weights are not used",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    model, info = train_entry(
+        e, weights, checkpoint=folder / f"{stem}.checkpoint.pt", progress=progress
+    )
+    write_manifest_entry(e.name, info, manifest)
+    return model, _record(e.name, info, "retrained")
+
+
+def table(manifest: Mapping[str, Any] | None = None) -> str:
+    """The manifest as a Markdown table: model, parameters, MB, training time, metrics."""
+    manifest = manifest if manifest is not None else read_manifest()
+    rows = [
+        "| model | parameters | MB | epochs | training time | quick metric (nats) | NLL (nats) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, info in manifest["models"].items():
+        t = info["training"]
+        nll = info["metrics"].get("nll", {}).get("value")
+        rows.append(
+            f"| {name} | {info['parameters']:,} | {info['bytes'] / 1e6:.1f} | {t['epochs']} | "
+            f"{t['seconds'] / 60:.1f} min ({t['threads']} threads, {t['cpu']}) | "
+            f"{info['metrics']['quick']['value']:.2f} | "
+            f"{'not measured' if nll is None or not math.isfinite(nll) else f'{nll:.2f}'} |"
+        )
+    return "\n".join(rows)
+
+
+__all__ = [
+    "ENTRIES",
+    "MANIFEST_PATH",
+    "MODEL_CLASSES",
+    "QUICK_METRIC",
+    "WEIGHTS_DIR",
+    "ZooEntry",
+    "ZooError",
+    "ZooRecord",
+    "entry",
+    "load",
+    "quick_metric",
+    "read_manifest",
+    "table",
+    "train_entry",
+    "write_manifest_entry",
+]
