@@ -102,7 +102,7 @@ def main() -> None:
             f"::: {name}: {info['parameters']:,} parameters, {info['bytes'] / 1e6:.1f} MB, "
             f"{h['epochs']} epochs in {h['seconds'] / 60:.1f} min of training "
             f"({time.perf_counter() - start:.0f} s in this run); quick metric "
-            f"{info['metrics']['quick']['value']:.3f} nats"
+            f"{info['metrics']['quick']['value']:.3f}"
             + (
                 f"; NLL {info['metrics']['nll']['value']:.2f} nats"
                 if "nll" in info["metrics"]

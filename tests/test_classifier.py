@@ -1,7 +1,5 @@
 """The digit classifier: shapes, probabilities, accuracy, training, bad input, the cache."""
 
-import dataclasses
-
 import pytest
 import torch
 from helpers import same_weights, weights, without_time
@@ -243,30 +241,16 @@ def test_bad_config_raises(kwargs, match):
 
 
 # -- the shared, cached classifier ----------------------------------------------------------------
-def test_digit_classifier_trains_once_then_loads(tmp_path, monkeypatch, mnist_small):
-    train_x, train_y, _ = mnist_small
-    loads = []
+def test_digit_classifier_is_the_zoo_entry_of_the_library_constants():
+    from vae_lib import zoo
 
-    def small_mnist(split):  # a small subset instead of the 50,000 training images
-        loads.append(split)
-        part = slice(0, 1000) if split == "train" else slice(1000, 1200)
-        return V.MNIST(train_x[part], train_y[part])
-
-    monkeypatch.setenv("VAE_LIB_CACHE", str(tmp_path))
-    monkeypatch.setattr(C, "load_mnist", small_mnist)
-    monkeypatch.setattr(C, "CLASSIFIER_TRAINING", {**C.CLASSIFIER_TRAINING, "epochs": 1})
-
+    e = zoo.entry("digit_classifier")
+    assert e.trainer == "classifier" and e.build().config == C.CLASSIFIER_CONFIG
+    assert dict(e.recipe) == {**C.CLASSIFIER_TRAINING, "trainer": "classifier", "seed": 0}
     model, history = C.digit_classifier("cpu", progress=False)
-    assert loads == ["train", "val"]
     assert isinstance(model, C.DigitClassifier) and not model.training
     assert model.config == C.CLASSIFIER_CONFIG
     assert isinstance(history, C.ClassifierHistory)
-    assert history.epoch == [1] and len(history.val_accuracy) == 1
-    assert history.settings["n_train"] == 1000 and history.settings["max_shift"] == 1
-    assert len(list(tmp_path.glob("digit_classifier-*.pt"))) == 1
-
-    again, history_again = C.digit_classifier("cpu", progress=False)
-    assert loads == ["train", "val"]  # loaded, not trained again
-    assert history_again == history
-    assert same_weights(weights(again), weights(model))
-    assert dataclasses.asdict(again.config) == dataclasses.asdict(model.config)
+    assert history.epoch == list(range(1, C.CLASSIFIER_TRAINING["epochs"] + 1))
+    assert len(history.val_accuracy) == C.CLASSIFIER_TRAINING["epochs"]
+    assert history.settings["n_train"] == 50_000 and history.settings["max_shift"] == 1

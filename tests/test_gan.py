@@ -439,38 +439,18 @@ def test_fit_gan_on_cuda():
 
 
 # -- the shared, cached MNIST GAN -----------------------------------------------------------------
-def test_mnist_gan_trains_once_then_loads(tmp_path, monkeypatch, mnist_small):
-    train_x, train_y, _ = mnist_small
-    loads = []
+def test_mnist_gan_is_the_zoo_entry_of_the_library_constants():
+    from vae_lib import zoo
 
-    def small_mnist(split):  # a small subset instead of the 50,000 training images
-        loads.append(split)
-        return V.MNIST(train_x[:256], train_y[:256])
-
-    monkeypatch.setenv("VAE_LIB_CACHE", str(tmp_path))
-    monkeypatch.setattr(G, "load_mnist", small_mnist)
-    monkeypatch.setattr(G, "MNIST_GAN_TRAINING", {**G.MNIST_GAN_TRAINING, "epochs": 1})
-
+    e = zoo.entry("mnist_gan")
+    assert e.trainer == "gan" and e.build().config == G.MNIST_GAN_CONFIG
+    assert zoo._plain(e.recipe) == zoo._plain({**G.MNIST_GAN_TRAINING, "trainer": "gan", "seed": 0})
     model, history = G.mnist_gan("cpu", progress=False)
-    assert loads == ["train"]
     assert isinstance(model, G.GAN) and not model.training
     assert model.config == G.MNIST_GAN_CONFIG
     assert isinstance(history, G.GANHistory)
-    assert history.epoch == [1] and len(history.d_real) == 1
-    assert history.settings["n_train"] == 256 and history.settings["batch_size"] == 64
-    assert len(list(tmp_path.glob("mnist_gan-*.pt"))) == 1
-
-    again, history_again = G.mnist_gan("cpu", progress=False)
-    assert loads == ["train"]  # loaded, not trained again
-    assert history_again == history
-    assert same_weights(weights(again), weights(model))
-    assert dataclasses.asdict(again.config) == dataclasses.asdict(model.config)
-
-    # another training setting is another model
-    monkeypatch.setattr(G, "MNIST_GAN_TRAINING", {**G.MNIST_GAN_TRAINING, "lr": 1e-4})
-    G.mnist_gan("cpu", progress=False)
-    assert loads == ["train", "train"]
-    assert len(list(tmp_path.glob("mnist_gan-*.pt"))) == 2
+    assert history.epoch == list(range(1, G.MNIST_GAN_TRAINING["epochs"] + 1))
+    assert history.settings["n_train"] == 50_000 and history.settings["batch_size"] == 64
 
 
 def test_training_step_as_tensor_gives_the_same_numbers_without_a_sync():

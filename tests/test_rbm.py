@@ -1,7 +1,6 @@
 """The restricted Boltzmann machine: identities checked by enumerating every state of a tiny
 RBM, Gibbs sampling, contrastive divergence, AIS, training, bad input, the cache."""
 
-import dataclasses
 import itertools
 import math
 
@@ -602,33 +601,19 @@ def test_training_errors_about_the_data():
 
 
 # -- the shared, cached RBM -----------------------------------------------------------------------
-def test_mnist_rbm_trains_once_then_loads(tmp_path, monkeypatch, mnist_small):
-    train_x, train_y, _ = mnist_small
-    loads = []
+def test_mnist_rbm_is_the_zoo_entry_of_the_library_constants():
+    from vae_lib import zoo
 
-    def small_mnist(split):  # a small subset instead of the 50,000 training images
-        loads.append(split)
-        part = slice(0, 1000) if split == "train" else slice(1000, 1200)
-        return V.MNIST(train_x[part], train_y[part])
-
-    monkeypatch.setenv("VAE_LIB_CACHE", str(tmp_path))
-    monkeypatch.setattr(R, "load_mnist", small_mnist)
-    monkeypatch.setattr(R, "MNIST_RBM_TRAINING", {**R.MNIST_RBM_TRAINING, "epochs": 1})
-
+    e = zoo.entry("mnist_rbm")
+    assert e.trainer == "rbm" and e.build().config == R.MNIST_RBM_CONFIG
+    assert dict(e.recipe) == {**R.MNIST_RBM_TRAINING, "trainer": "rbm", "seed": 0}
     model, history = R.mnist_rbm("cpu", progress=False)
-    assert loads == ["train", "val"]
     assert isinstance(model, R.RBM) and not model.training
     assert model.config == R.MNIST_RBM_CONFIG
     assert isinstance(history, R.RBMHistory)
-    assert history.epoch == [1] and len(history.val_reconstruction) == 1
-    assert history.settings["n_train"] == 1000 and history.settings["lr_schedule"] == "cosine"
-    assert len(list(tmp_path.glob("mnist_rbm-*.pt"))) == 1
-
-    again, history_again = R.mnist_rbm("cpu", progress=False)
-    assert loads == ["train", "val"]  # loaded, not trained again
-    assert history_again == history
-    assert same_weights(weights(again), weights(model))
-    assert dataclasses.asdict(again.config) == dataclasses.asdict(model.config)
+    assert history.epoch == list(range(1, R.MNIST_RBM_TRAINING["epochs"] + 1))
+    assert len(history.val_reconstruction) == R.MNIST_RBM_TRAINING["epochs"]
+    assert history.settings["n_train"] == 50_000 and history.settings["lr_schedule"] == "cosine"
 
 
 # -- devices --------------------------------------------------------------------------------------

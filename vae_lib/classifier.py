@@ -21,10 +21,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .cache import fit_or_load
 from .checks import check_unit_interval, skip_value_checks
-from .data import binarize_images, load_mnist, minibatches
-from .device import default_device
+from .data import binarize_images, minibatches
 from .training import (
     PROGRESS_REFRESH_SECONDS,
     NonFiniteWatch,
@@ -366,7 +364,7 @@ def fit_classifier(
 
 #: Architecture of the shared classifier.
 CLASSIFIER_CONFIG = ClassifierConfig(input_shape=(1, 28, 28), hidden_dims=(512, 256), n_classes=10)
-#: How it is trained (the cache key includes all of these).
+#: How it is trained (the recipe of its zoo entry).
 CLASSIFIER_TRAINING = {
     "epochs": 7,
     "batch_size": 256,
@@ -385,41 +383,17 @@ def digit_classifier(
 
     A 784-512-256-10 MLP trained on the 50,000 ``"train"`` images (validated on the 10,000 of
     ``"val"``) with the settings of ``CLASSIFIER_TRAINING``; over 98% accurate on the MNIST
-    test set, grey or binarized (see ``benchmarks/classifier_accuracy.py``). The first call
-    trains it (about 20 s with one thread on a busy 2-core CPU); later calls load it from the
-    cache.
+    test set, grey or binarized (see ``benchmarks/classifier_accuracy.py``). An entry of the
+    model zoo (:mod:`vae_lib.zoo`), whose shipped weights are loaded and verified.
 
     Args:
         device: where to put the model (default: :func:`vae_lib.default_device`).
-        progress: show a progress bar if it has to be trained.
+        progress: show a progress bar if it is retrained (``VAE_LIB_RETRAIN``).
 
     Returns:
         ``(model, history)``, the model in eval mode.
     """
-    device = torch.device(device) if device is not None else default_device()
-    settings = dict(CLASSIFIER_TRAINING)
+    from . import zoo  # the zoo builds its entry from this module's constants
 
-    def build() -> DigitClassifier:
-        return DigitClassifier(ClassifierConfig(**vars(CLASSIFIER_CONFIG))).to(device)
-
-    def train(model: DigitClassifier) -> dict:
-        x, y = load_mnist(settings["train_split"])
-        val_x, val_y = load_mnist(settings["val_split"])
-        history = fit_classifier(
-            model,
-            x,
-            y,
-            epochs=settings["epochs"],
-            batch_size=settings["batch_size"],
-            lr=settings["lr"],
-            val_x=val_x,
-            val_y=val_y,
-            binarize_fraction=settings["binarize_fraction"],
-            max_shift=settings["max_shift"],
-            progress=progress,
-            seed=0,
-        )
-        return history.to_dict()  # the cache stores plain values
-
-    model, history = fit_or_load("digit_classifier", build, train, config=settings, seed=0)
-    return model, ClassifierHistory.from_dict(history)
+    model, record = zoo.load("digit_classifier", device, progress=progress)
+    return model, record.history

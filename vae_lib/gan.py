@@ -29,10 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .cache import fit_or_load
 from .checks import check_unit_interval, skip_value_checks
-from .data import load_mnist, minibatches
-from .device import default_device
+from .data import minibatches
 from .training import (
     LR_SCHEDULES,
     PROGRESS_REFRESH_SECONDS,
@@ -500,7 +498,7 @@ MNIST_GAN_CONFIG = GANConfig(
     batch_norm=True,
     output="sigmoid",
 )
-#: How it is trained (the cache key includes all of these).
+#: How it is trained (the recipe of its zoo entry).
 MNIST_GAN_TRAINING = {
     "epochs": 8,
     "batch_size": 64,
@@ -517,36 +515,17 @@ def mnist_gan(
     """The book's MNIST GAN (:data:`MNIST_GAN_CONFIG`) and its :class:`GANHistory`.
 
     Trained with :func:`fit_gan` on the grey-level images of the 50,000-image ``"train"``
-    split with the settings of :data:`MNIST_GAN_TRAINING`, seed 0. The first call trains it;
-    later calls load it from the cache (the key includes the architecture and every setting).
+    split with the settings of :data:`MNIST_GAN_TRAINING`, seed 0: an entry of the model zoo
+    (:mod:`vae_lib.zoo`), whose shipped weights are loaded and verified.
 
     Args:
         device: where to put the model (default: :func:`vae_lib.default_device`).
-        progress: show a progress bar if it has to be trained.
+        progress: show a progress bar if it is retrained (``VAE_LIB_RETRAIN``).
 
     Returns:
         ``(gan, history)``, the model in eval mode.
     """
-    device = torch.device(device) if device is not None else default_device()
-    settings = dict(MNIST_GAN_TRAINING)
+    from . import zoo  # the zoo builds its entry from this module's constants
 
-    def build() -> GAN:
-        return GAN(GANConfig(**vars(MNIST_GAN_CONFIG))).to(device)
-
-    def train(model: GAN) -> dict:
-        x, _ = load_mnist(settings["train_split"])
-        history = fit_gan(
-            model,
-            x,
-            epochs=settings["epochs"],
-            batch_size=settings["batch_size"],
-            lr=settings["lr"],
-            betas=tuple(settings["betas"]),
-            lr_schedule=settings["lr_schedule"],
-            progress=progress,
-            seed=0,
-        )
-        return history.to_dict()  # the cache stores plain values
-
-    model, history = fit_or_load("mnist_gan", build, train, config=settings, seed=0)
-    return model, GANHistory.from_dict(history)
+    model, record = zoo.load("mnist_gan", device, progress=progress)
+    return model, record.history

@@ -42,10 +42,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .cache import fit_or_load
 from .checks import check_unit_interval, skip_value_checks
-from .data import binarize_images, load_mnist, minibatches
-from .device import default_device
+from .data import binarize_images, minibatches
 from .distributions import log_mean_exp
 from .training import LR_SCHEDULES, PROGRESS_REFRESH_SECONDS, NonFiniteWatch, cosine_schedule
 
@@ -779,7 +777,7 @@ def ais_log_partition(
 # -- the book's cached MNIST RBM --------------------------------------------------------------
 #: Architecture of the book's MNIST RBM (784 visible, 500 hidden units).
 MNIST_RBM_CONFIG = RBMConfig(n_hidden=500)
-#: How it is trained (the cache key includes all of these). Persistent CD needs a gentle step:
+#: How it is trained (the recipe of its zoo entry). Persistent CD needs a gentle step:
 #: with lr 0.05 and momentum 0.9 the persistent chains fell into a few modes, the AIS estimates
 #: from the two base distributions disagreed and log Z came out below max_v -F(v), which is
 #: impossible. With lr 0.02 and momentum 0.5 five epochs reach a test NLL near 115 nats, and
@@ -805,43 +803,17 @@ def mnist_rbm(
     """The book's trained MNIST RBM and its :class:`RBMHistory`.
 
     A 784-500 RBM trained by PCD-1 on the 50,000 ``"train"`` images, dynamically binarized
-    (validated on the 10,000 of ``"val"``), with the settings of ``MNIST_RBM_TRAINING``. The
-    first call trains it; later calls load it from the cache.
+    (validated on the 10,000 of ``"val"``), with the settings of ``MNIST_RBM_TRAINING``: an
+    entry of the model zoo (:mod:`vae_lib.zoo`), whose shipped weights are loaded and verified.
 
     Args:
         device: where to put the model (default: :func:`vae_lib.default_device`).
-        progress: show a progress bar if it has to be trained.
+        progress: show a progress bar if it is retrained (``VAE_LIB_RETRAIN``).
 
     Returns:
         ``(model, history)``, the model in eval mode.
     """
-    device = torch.device(device) if device is not None else default_device()
-    settings = dict(MNIST_RBM_TRAINING)
+    from . import zoo  # the zoo builds its entry from this module's constants
 
-    def build() -> RBM:
-        return RBM(RBMConfig(**vars(MNIST_RBM_CONFIG))).to(device)
-
-    def train(model: RBM) -> dict:
-        x, _ = load_mnist(settings["train_split"])
-        val_x, _ = load_mnist(settings["val_split"])
-        history = fit_rbm(
-            model,
-            x,
-            epochs=settings["epochs"],
-            batch_size=settings["batch_size"],
-            lr=settings["lr"],
-            k=settings["k"],
-            persistent=settings["persistent"],
-            n_chains=settings.get("n_chains"),
-            momentum=settings["momentum"],
-            weight_decay=settings["weight_decay"],
-            lr_schedule=settings["lr_schedule"],
-            binarize=settings["binarize"],
-            val_x=val_x,
-            progress=progress,
-            seed=0,
-        )
-        return history.to_dict()  # the cache stores plain values
-
-    model, history = fit_or_load("mnist_rbm", build, train, config=settings, seed=0)
-    return model, RBMHistory.from_dict(history)
+    model, record = zoo.load("mnist_rbm", device, progress=progress)
+    return model, record.history

@@ -4,8 +4,9 @@ Each :class:`ZooEntry` names a model class and its frozen configuration, and the
 trains it (the settings of :func:`vae_lib.fit`, the data splits, the seed). The trained weights
 ship with the package as ``vae_lib/weights/<name>.pt``, float32, described in
 ``vae_lib/weights/manifest.json``: the file's sha256, size and parameter count, the config and
-recipe it was trained with, the training history, time and hardware, and a *quick metric* (the
-ELBO of the first 500 test images with a fixed seed) that anyone can recompute in a second.
+recipe it was trained with, the training history, time and hardware, and a *quick metric* (for
+a VAE, the ELBO of the first 500 test images with a fixed seed; :data:`QUICK_METRICS`) that
+anyone can recompute in a second.
 
 * :func:`load` returns the shipped model after checking all of that: a file whose checksum,
   config or recipe does not match the code is never used.
@@ -38,10 +39,13 @@ from torch import nn
 
 from .autoencoder import Autoencoder, AutoencoderConfig
 from .cache import cache_dir
+from .classifier import ClassifierConfig, ClassifierHistory, DigitClassifier, fit_classifier
 from .conv_vae import ConvVAE, ConvVAEConfig
 from .data import load_mnist
 from .denoising_autoencoder import DenoisingAutoencoder, DenoisingAutoencoderConfig
 from .device import default_device
+from .gan import GAN, GANConfig, GANHistory, fit_gan
+from .rbm import RBM, RBMConfig, RBMHistory, fit_rbm
 from .training import History, evaluate_elbo, fit
 from .vae import VAE, VAEConfig
 
@@ -57,15 +61,32 @@ MODEL_CLASSES: Mapping[str, tuple[type[nn.Module], type]] = MappingProxyType(
         "ConvVAE": (ConvVAE, ConvVAEConfig),
         "Autoencoder": (Autoencoder, AutoencoderConfig),
         "DenoisingAutoencoder": (DenoisingAutoencoder, DenoisingAutoencoderConfig),
+        "GAN": (GAN, GANConfig),
+        "RBM": (RBM, RBMConfig),
+        "DigitClassifier": (DigitClassifier, ClassifierConfig),
     }
 )
 
-#: The quick metric's protocol (recomputed by the checkpoint tests from the shipped weights).
-QUICK_METRIC = (
-    "mean one-sample ELBO (for an autoencoder: reconstruction log-likelihood) of the first 500 "
-    "MNIST test images, statically binarized with seed 0, z drawn with a CPU generator seeded "
-    "0, in nats per image"
+#: How an entry is trained (its recipe's ``trainer``; ``"fit"`` when absent) and the history
+#: type that trainer returns.
+HISTORIES: Mapping[str, type] = MappingProxyType(
+    {"fit": History, "gan": GANHistory, "rbm": RBMHistory, "classifier": ClassifierHistory}
 )
+
+#: The quick metric's protocol for each kind of model (recomputed by the checkpoint tests from
+#: the shipped weights). The first 500 MNIST test images; "binarized" means statically, seed 0;
+#: random draws come from a CPU generator seeded 0.
+QUICK_METRICS: Mapping[str, str] = MappingProxyType(
+    {
+        "elbo": "mean one-sample ELBO (for an autoencoder: reconstruction log-likelihood) of "
+        "the first 500 binarized test images, nats per image",
+        "gan": "mean discriminator logit on the first 500 grey test images minus that on 500 "
+        "generated images",
+        "rbm": "mean free energy of the first 500 binarized test images, nats",
+        "classifier": "accuracy on the first 500 grey test images, a fraction",
+    }
+)
+QUICK_METRIC = QUICK_METRICS["elbo"]
 QUICK_METRIC_TOLERANCE = 0.01  # nats: float rounding across thread counts is far below this
 
 
@@ -117,6 +138,8 @@ class ZooEntry:
         for key in ("epochs", "train_split", "seed"):
             if key not in self.recipe:
                 raise ValueError(f"the recipe of {self.name!r} needs {key!r}")
+        if self.recipe.get("trainer", "fit") not in HISTORIES:
+            raise ValueError(f"the recipe's trainer must be one of {tuple(HISTORIES)}")
         object.__setattr__(self, "config", _frozen(dict(self.config)))
         object.__setattr__(self, "recipe", _frozen(dict(self.recipe)))
         with torch.random.fork_rng(devices=[]):
@@ -126,6 +149,11 @@ class ZooEntry:
         """A new, untrained model of this entry (on the CPU, in train mode)."""
         model_class, config_class = MODEL_CLASSES[self.model]
         return model_class(config_class(**_plain(self.config)))
+
+    @property
+    def trainer(self) -> str:
+        """``"fit"``, ``"gan"``, ``"rbm"`` or ``"classifier"``: which training loop."""
+        return str(self.recipe.get("trainer", "fit"))
 
     def fingerprint(self) -> str:
         """sha256 of the model class, config and recipe: what decides the trained weights."""
@@ -142,7 +170,8 @@ class ZooRecord:
 
     Attributes:
         name: the entry's name.
-        history: the training run's :class:`vae_lib.History`, every epoch.
+        history: the training run's history, every epoch: a :class:`vae_lib.History`, or the
+            GAN's, RBM's or classifier's own history type.
         metrics: measured numbers, each ``{"value": ..., "protocol": ...}``.
         training: wall time in seconds, hardware, thread count, torch and Python versions, date.
         parameters: number of trained parameters.
@@ -163,12 +192,21 @@ def _entries(*entries: ZooEntry) -> Mapping[str, ZooEntry]:
     return MappingProxyType({e.name: e for e in entries})
 
 
-def _from_library(name: str, model: str, config: Any, training: Mapping[str, Any], text: str):
-    """An entry from one of :mod:`vae_lib.reference`'s config and training constants."""
-    return ZooEntry(name, model, dataclasses.asdict(config), {**training, "seed": 0}, text)
+def _from_library(
+    name: str,
+    model: str,
+    config: Any,
+    training: Mapping[str, Any],
+    text: str,
+    trainer: str | None = None,
+) -> ZooEntry:
+    """An entry from one of the library's config and training constants (seed 0)."""
+    recipe = {**training, **({"trainer": trainer} if trainer else {}), "seed": 0}
+    return ZooEntry(name, model, dataclasses.asdict(config), recipe, text)
 
 
 def _book_entries() -> Mapping[str, ZooEntry]:
+    from . import classifier, gan, rbm
     from . import reference as r
 
     return _entries(
@@ -192,6 +230,30 @@ def _book_entries() -> Mapping[str, ZooEntry]:
             r.MNIST_CONV_VAE_CONFIG,
             r.MNIST_CONV_VAE_TRAINING,
             "the convolutional VAE, 8 and 16 channels (chapter 5)",
+        ),
+        _from_library(
+            "mnist_gan",
+            "GAN",
+            gan.MNIST_GAN_CONFIG,
+            gan.MNIST_GAN_TRAINING,
+            "the comparison chapter's MLP GAN (chapter 6)",
+            trainer="gan",
+        ),
+        _from_library(
+            "mnist_rbm",
+            "RBM",
+            rbm.MNIST_RBM_CONFIG,
+            rbm.MNIST_RBM_TRAINING,
+            "the comparison chapter's RBM, 784-500, PCD-1 (chapter 6)",
+            trainer="rbm",
+        ),
+        _from_library(
+            "digit_classifier",
+            "DigitClassifier",
+            classifier.CLASSIFIER_CONFIG,
+            classifier.CLASSIFIER_TRAINING,
+            "the digit classifier behind sample checks and Frechet distances (chapters 5, 6)",
+            trainer="classifier",
         ),
         _from_library(
             "comparison_vae",
@@ -229,19 +291,37 @@ def entry(name: str) -> ZooEntry:
 
 
 def quick_metric(model: nn.Module) -> float:
-    """The :data:`QUICK_METRIC` of ``model``, in nats per image (computed on the CPU)."""
-    images = load_mnist("test", binarize="static", seed=0).images[:500]
+    """The quick metric of ``model`` (:data:`QUICK_METRICS`, by the kind of model), on the CPU."""
+    grey = load_mnist("test").images[:500]
     device = next(model.parameters()).device
     was_training = model.training
-    model.eval()
+    model.cpu().eval()
+    generator = torch.Generator().manual_seed(0)
     try:
-        if device.type != "cpu":
-            model.cpu()
-        value = evaluate_elbo(model, images, generator=torch.Generator().manual_seed(0))["elbo"]
+        with torch.no_grad():
+            if isinstance(model, GAN):
+                fake = model.sample(500, generator=generator)
+                value = (model.discriminate(grey).mean() - model.discriminate(fake).mean()).item()
+            elif isinstance(model, RBM):
+                binary = load_mnist("test", binarize="static", seed=0).images[:500]
+                value = model.free_energy(binary).mean().item()
+            elif isinstance(model, DigitClassifier):
+                labels = load_mnist("test").labels[:500]
+                value = (model(grey).argmax(-1) == labels).float().mean().item()
+            else:
+                binary = load_mnist("test", binarize="static", seed=0).images[:500]
+                value = evaluate_elbo(model, binary, generator=generator)["elbo"]
     finally:
         model.to(device)
         model.train(was_training)
     return value
+
+
+def _quick_protocol(model: nn.Module) -> str:
+    for kind, cls in (("gan", GAN), ("rbm", RBM), ("classifier", DigitClassifier)):
+        if isinstance(model, cls):
+            return QUICK_METRICS[kind]
+    return QUICK_METRICS["elbo"]
 
 
 def read_manifest(path: str | os.PathLike | None = None) -> dict[str, Any]:
@@ -289,9 +369,10 @@ def _check_entry_matches(e: ZooEntry, info: Mapping[str, Any], where: Path) -> N
 
 
 def _record(name: str, info: Mapping[str, Any], source: str) -> ZooRecord:
+    history_type = HISTORIES[entry(name).trainer]
     return ZooRecord(
         name=name,
-        history=History.from_dict(info["history"]),
+        history=history_type.from_dict(info["history"]),
         metrics=dict(info.get("metrics", {})),
         training=dict(info.get("training", {})),
         parameters=int(info.get("parameters", 0)),
@@ -378,22 +459,45 @@ def train_entry(
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Train ``e`` with its recipe, save its float32 weights to ``weights_path``.
 
-    ``checkpoint`` makes the run resumable (see :func:`vae_lib.fit`). Returns the trained model
-    (eval mode) and its manifest entry (metrics include the quick metric).
+    ``checkpoint`` makes a :func:`vae_lib.fit` run resumable (the GAN's, RBM's and classifier's
+    loops, each a few minutes, restart from scratch). Returns the trained model (eval mode) and
+    its manifest entry (metrics include the quick metric).
     """
     recipe = _plain(e.recipe)
     seed = int(recipe.pop("seed"))
+    trainer = recipe.pop("trainer", "fit")
     train_split, val_split = recipe.pop("train_split"), recipe.pop("val_split", None)
     with torch.random.fork_rng(devices=[]):  # the caller's random state is left alone
         torch.manual_seed(seed)  # the initial weights
         model = e.build()
     model.to(device if device is not None else "cpu")
-    train_x, _ = load_mnist(train_split)
-    val_x = load_mnist(val_split).images if val_split else None
+    train = load_mnist(train_split)
+    val = load_mnist(val_split) if val_split else None
     started = time.strftime("%Y-%m-%d")
-    history = fit(
-        model, train_x, val_x=val_x, seed=seed, progress=progress, checkpoint=checkpoint, **recipe
-    )
+    common = {"seed": seed, "progress": progress, **recipe}
+    with torch.random.fork_rng(devices=[]):  # dropout draws from the global generator
+        torch.manual_seed(seed)
+        if trainer == "gan":
+            history = fit_gan(model, train.images, **common)
+        elif trainer == "rbm":
+            history = fit_rbm(model, train.images, val_x=val.images if val else None, **common)
+        elif trainer == "classifier":
+            history = fit_classifier(
+                model,
+                train.images,
+                train.labels,
+                val_x=val.images if val else None,
+                val_y=val.labels if val else None,
+                **common,
+            )
+        else:
+            history = fit(
+                model,
+                train.images,
+                val_x=val.images if val else None,
+                checkpoint=checkpoint,
+                **common,
+            )
     model.cpu().eval()
     state = {k: v.detach().to(torch.float32).contiguous() for k, v in model.state_dict().items()}
     weights_path.parent.mkdir(parents=True, exist_ok=True)
@@ -413,7 +517,7 @@ def train_entry(
         "config": _plain(e.config),
         "recipe": _plain(e.recipe),
         "fingerprint": e.fingerprint(),
-        "metrics": {"quick": {"value": value, "protocol": QUICK_METRIC}},
+        "metrics": {"quick": {"value": value, "protocol": _quick_protocol(model)}},
         "training": {
             "seconds": round(history.total_seconds, 1),
             "epochs": len(history.epoch),
@@ -477,7 +581,7 @@ def table(manifest: Mapping[str, Any] | None = None) -> str:
     """The manifest as a Markdown table: model, parameters, MB, training time, metrics."""
     manifest = manifest if manifest is not None else read_manifest()
     rows = [
-        "| model | parameters | MB | epochs | training time | quick metric (nats) | NLL (nats) |",
+        "| model | parameters | MB | epochs | training time | quick metric | test NLL (nats) |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, info in manifest["models"].items():
@@ -485,7 +589,8 @@ def table(manifest: Mapping[str, Any] | None = None) -> str:
         nll = info["metrics"].get("nll", {}).get("value")
         rows.append(
             f"| {name} | {info['parameters']:,} | {info['bytes'] / 1e6:.1f} | {t['epochs']} | "
-            f"{t['seconds'] / 60:.1f} min ({t['threads']} threads, {t['cpu']}) | "
+            f"{t['seconds'] / 60:.1f} min ({t['threads']} thread{'s' * (t['threads'] != 1)}, "
+            f"{t['cpu']}) | "
             f"{info['metrics']['quick']['value']:.2f} | "
             f"{'not measured' if nll is None or not math.isfinite(nll) else f'{nll:.2f}'} |"
         )
@@ -497,6 +602,8 @@ __all__ = [
     "MANIFEST_PATH",
     "MODEL_CLASSES",
     "QUICK_METRIC",
+    "QUICK_METRICS",
+    "HISTORIES",
     "WEIGHTS_DIR",
     "ZooEntry",
     "ZooError",
