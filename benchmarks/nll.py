@@ -1,6 +1,6 @@
-"""Test log-likelihood of a cached book model, measured the way papers report it.
+"""Test log-likelihood of a book model, measured the way papers report it.
 
-Loads (or, on first use, trains) one of the shared models, then evaluates on the MNIST test set,
+Loads one of the model zoo's VAEs (``vae_lib.zoo``), then evaluates on the MNIST test set,
 statically binarized with seed 0:
 
 * NLL = -L_k, the importance-weighted bound with k importance samples per image
@@ -13,8 +13,8 @@ Run from the repository root, e.g.::
     python benchmarks/nll.py --model reference_vae -n 2000 -k 1000
 
 On a 2-core CPU the full protocol for ``mnist_vae`` takes a few minutes (10,000 images x 5000
-decoder passes). Models come from ``$VAE_LIB_CACHE`` (default ``.cache/``), data from
-``$VAE_LIB_DATA`` (default ``data/``).
+decoder passes). Models come from the zoo's shipped weights (``VAE_LIB_RETRAIN=name``
+retrains one into ``$VAE_LIB_CACHE``), data from ``$VAE_LIB_DATA`` (default ``data/``).
 """
 
 from __future__ import annotations

@@ -225,6 +225,13 @@ def _book_entries() -> Mapping[str, ZooEntry]:
             "the training chapter's MLP VAE, 784-400-400-32, ELU (chapter 5)",
         ),
         _from_library(
+            "mnist_vae_long",
+            "VAE",
+            r.MNIST_VAE_CONFIG,
+            {**r.MNIST_VAE_TRAINING, "epochs": 400, "kl_warmup_epochs": 10},
+            "the training chapter's MLP VAE trained to convergence: 400 epochs, KL warm-up",
+        ),
+        _from_library(
             "mnist_conv_vae",
             "ConvVAE",
             r.MNIST_CONV_VAE_CONFIG,
