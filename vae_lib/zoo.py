@@ -419,7 +419,7 @@ def load(
     if retrain is None:
         retrain = _retrain_requested(name)
     if retrain:
-        model, record = _retrained(e, progress)
+        model, record = _retrained(e, progress, device)
     else:
         manifest = read_manifest()
         info = manifest["models"].get(name)
@@ -552,8 +552,8 @@ def write_manifest_entry(name: str, info: Mapping[str, Any], path: Path = MANIFE
     os.replace(tmp, path)
 
 
-def _retrained(e: ZooEntry, progress: bool) -> tuple[nn.Module, ZooRecord]:
-    """Train ``e`` into the user's cache (or reuse a finished retrain there)."""
+def _retrained(e: ZooEntry, progress: bool, device: torch.device) -> tuple[nn.Module, ZooRecord]:
+    """Train ``e`` on ``device`` into the user's cache (or reuse a finished retrain there)."""
     folder = cache_dir() / "zoo"
     stem = f"{e.name}-{e.fingerprint()[:16]}"
     weights, manifest = folder / f"{stem}.pt", folder / f"{stem}.json"
@@ -578,7 +578,7 @@ def _retrained(e: ZooEntry, progress: bool) -> tuple[nn.Module, ZooRecord]:
         stacklevel=3,
     )
     model, info = train_entry(
-        e, weights, checkpoint=folder / f"{stem}.checkpoint.pt", progress=progress
+        e, weights, checkpoint=folder / f"{stem}.checkpoint.pt", progress=progress, device=device
     )
     write_manifest_entry(e.name, info, manifest)
     return model, _record(e.name, info, "retrained")
