@@ -23,20 +23,15 @@ import argparse
 import time
 
 import torch
-from tqdm.auto import tqdm
 
 import vae_lib
 
-MODELS = {
-    "reference_vae": vae_lib.reference_vae,
-    "mnist_vae": vae_lib.mnist_vae,
-    "mnist_conv_vae": vae_lib.mnist_conv_vae,
-}
+MODELS = sorted(n for n, e in vae_lib.zoo.ENTRIES.items() if e.model in ("VAE", "ConvVAE"))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", choices=sorted(MODELS), default="mnist_vae")
+    parser.add_argument("--model", choices=MODELS, default="mnist_vae")
     parser.add_argument("-k", type=int, default=5000, help="importance samples per image")
     parser.add_argument("-n", type=int, default=10_000, help="first n test images (max 10,000)")
     parser.add_argument("--batch", type=int, default=100, help="test images per chunk")
@@ -47,27 +42,24 @@ def main() -> None:
         parser.error("need 1 <= n <= 10000, k >= 1 and batch >= 1")
 
     device = vae_lib.default_device()
-    model, history = MODELS[args.model](device)
+    model, record = vae_lib.zoo.load(args.model, device)
+    history = record.history
     test = vae_lib.load_mnist("test", binarize="static", seed=0).images[: args.n].to(device)
     generator = torch.Generator(device).manual_seed(args.seed)
 
     start = time.perf_counter()
-    bounds = []
+    nll, sem = vae_lib.zoo.test_nll(model, args.k, args.n, batch_size=args.batch, seed=args.seed)
     with torch.no_grad():
-        for xb in tqdm(test.split(args.batch), desc=f"IWAE k={args.k}", unit="chunk"):
-            bounds.append(vae_lib.iwae_bound(model, xb, args.k, generator=generator))
-        log_px = torch.cat(bounds)
         elbos = torch.stack(
             [model(test, generator=generator).elbo for _ in range(args.elbo_draws)]
         ).mean(0)
     seconds = time.perf_counter() - start
 
     n = test.shape[0]
-    sem = log_px.std().item() / n**0.5
     print(f"model:          {args.model} ({sum(p.numel() for p in model.parameters()):,} params)")
     print(f"training:       {len(history.epoch)} epochs, {history.total_seconds:.0f} s")
     print(f"test images:    first {n:,} of the test set, statically binarized (seed 0)")
-    print(f"NLL (IWAE):     {-log_px.mean().item():.2f} +- {sem:.2f} nats  (k = {args.k})")
+    print(f"NLL (IWAE):     {nll:.2f} +- {sem:.2f} nats  (k = {args.k})")
     print(f"-ELBO:          {-elbos.mean().item():.2f} nats  ({args.elbo_draws} draws)")
     print(f"evaluation:     {seconds:.0f} s on {device}")
 

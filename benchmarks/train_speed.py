@@ -30,7 +30,6 @@ import argparse
 import math
 import multiprocessing
 import os
-import platform
 import statistics
 import time
 
@@ -44,17 +43,6 @@ BATCH = 128
 REFERENCE = vae_lib.VAEConfig(hidden_dims=(400,), latent_dim=20)
 MLP = vae_lib.VAEConfig(hidden_dims=(400, 400), latent_dim=32, activation="elu")
 CONV = vae_lib.ConvVAEConfig(channels=(8, 16), hidden_dim=256, latent_dim=32)
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def seconds_per_call(fn, repeats: int) -> float:
@@ -238,7 +226,8 @@ def main() -> None:
     train_x, _ = vae_lib.load_mnist("trainval")  # all 60,000 training images
     n = train_x.shape[0]
     print(
-        f"machine: {cpu_name()}, {os.cpu_count()} logical cores; torch {torch.__version__}, "
+        f"machine: {vae_lib.device.cpu_name()}, {os.cpu_count()} logical cores; "
+        f"torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, device cpu"
     )
 

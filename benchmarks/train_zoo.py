@@ -24,29 +24,8 @@ import argparse
 import time
 from pathlib import Path
 
-import torch
-from tqdm.auto import tqdm
-
 import vae_lib
 from vae_lib import zoo
-
-NLL_PROTOCOL = (
-    "-L_5000, the IWAE bound with k = 5000 importance samples, on all 10,000 MNIST test "
-    "images statically binarized with seed 0 (Burda et al., 2015), in nats per image"
-)
-
-
-def test_nll(model: torch.nn.Module, k: int = 5000, n: int = 10_000) -> tuple[float, float]:
-    """(NLL, its standard error) in nats, on the first ``n`` test images."""
-    device = next(model.parameters()).device
-    test = vae_lib.load_mnist("test", binarize="static", seed=0).images[:n].to(device)
-    generator = torch.Generator(device).manual_seed(0)
-    bounds = []
-    with torch.no_grad():
-        for xb in tqdm(test.split(100), desc=f"IWAE k={k}", unit="chunk"):
-            bounds.append(vae_lib.iwae_bound(model, xb, k, generator=generator))
-    log_px = torch.cat(bounds)
-    return -log_px.mean().item(), log_px.std().item() / len(log_px) ** 0.5
 
 
 def main() -> None:
@@ -79,9 +58,9 @@ def main() -> None:
         manifest = zoo.read_manifest()
         for name in names:
             model, _ = zoo.load(name)
-            nll, sem = test_nll(model)
+            nll, sem = zoo.test_nll(model)
             info = manifest["models"][name]
-            info["metrics"]["nll"] = {"value": nll, "sem": sem, "protocol": NLL_PROTOCOL}
+            info["metrics"]["nll"] = {"value": nll, "sem": sem, "protocol": zoo.NLL_PROTOCOL}
             zoo.write_manifest_entry(name, info)
             print(f"::: {name}: NLL {nll:.2f} +- {sem:.2f} nats", flush=True)
         print(zoo.table())
@@ -94,8 +73,8 @@ def main() -> None:
         model, info = zoo.train_entry(e, zoo.WEIGHTS_DIR / f"{name}.pt", checkpoint=checkpoint)
         if args.nll and e.model in ("VAE", "ConvVAE"):
             model.to(vae_lib.default_device())
-            nll, sem = test_nll(model)
-            info["metrics"]["nll"] = {"value": nll, "sem": sem, "protocol": NLL_PROTOCOL}
+            nll, sem = zoo.test_nll(model)
+            info["metrics"]["nll"] = {"value": nll, "sem": sem, "protocol": zoo.NLL_PROTOCOL}
         zoo.write_manifest_entry(name, info)
         h = info["training"]
         print(

@@ -208,3 +208,22 @@ def test_the_manifest_table_lists_every_model():
 def test_the_readme_quotes_the_manifest_table():
     readme = (zoo.WEIGHTS_DIR.parent.parent / "README.md").read_text()
     assert zoo.table() in readme, "update README.md's zoo table from vae_lib.zoo.table()"
+
+
+def test_test_nll_is_the_mean_negative_iwae_bound_over_test_images():
+    model, _ = zoo.load("reference_vae", "cpu")
+    nll, sem = zoo.test_nll(model, k=20, n=30, batch_size=7, progress=False)
+    test = V.load_mnist("test", binarize="static", seed=0).images[:30]
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        bounds = torch.cat([V.iwae_bound(model, xb, 20, generator=g) for xb in test.split(7)])
+    assert nll == pytest.approx(-bounds.mean().item(), abs=1e-4)
+    assert sem == pytest.approx(bounds.std().item() / 30**0.5, rel=1e-4)
+    with pytest.raises(ValueError, match="n <= 10000"):
+        zoo.test_nll(model, n=0)
+
+
+def test_cpu_name_is_recorded_in_every_manifest_entry():
+    assert V.device.cpu_name()
+    for info in zoo.read_manifest()["models"].values():
+        assert info["training"]["cpu"] and info["training"]["torch"]

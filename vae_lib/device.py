@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import random
 
 import numpy as np
@@ -94,3 +95,15 @@ def configure_threads(n: int | None = None) -> int:
         raise ValueError(f"the number of threads must be an int >= 1, got {n!r}")
     torch.set_num_threads(n)
     return torch.get_num_threads()
+
+
+def cpu_name() -> str:
+    """This machine's processor, as the OS names it (``/proc/cpuinfo`` on Linux), for records."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

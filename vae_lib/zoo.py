@@ -36,6 +36,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from .autoencoder import Autoencoder, AutoencoderConfig
 from .cache import cache_dir
@@ -43,7 +44,7 @@ from .classifier import ClassifierConfig, ClassifierHistory, DigitClassifier, fi
 from .conv_vae import ConvVAE, ConvVAEConfig
 from .data import load_mnist
 from .denoising_autoencoder import DenoisingAutoencoder, DenoisingAutoencoderConfig
-from .device import default_device
+from .device import cpu_name, default_device
 from .gan import GAN, GANConfig, GANHistory, fit_gan
 from .rbm import RBM, RBMConfig, RBMHistory, fit_rbm
 from .training import History, evaluate_elbo, fit
@@ -438,22 +439,48 @@ def load(
 
 
 def _hardware() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(
-                (line.split(":", 1)[1].strip() for line in f if line.startswith("model name")),
-                cpu,
-            )
-    except OSError:
-        pass
     return {
-        "cpu": cpu,
+        "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "python": platform.python_version(),
     }
+
+
+#: The protocol of :func:`test_nll`, as stored in the manifest.
+NLL_PROTOCOL = (
+    "-L_5000, the IWAE bound with k = 5000 importance samples, on all 10,000 MNIST test "
+    "images statically binarized with seed 0 (Burda et al., 2015), in nats per image"
+)
+
+
+def test_nll(
+    model: nn.Module,
+    k: int = 5000,
+    n: int = 10_000,
+    *,
+    batch_size: int = 100,
+    seed: int = 0,
+    progress: bool = True,
+) -> tuple[float, float]:
+    """Test NLL the way papers report it: ``(mean, standard error)`` in nats per image.
+
+    The IWAE bound with ``k`` importance samples on the first ``n`` MNIST test images,
+    statically binarized with seed 0, z drawn from a generator on the model's device seeded
+    ``seed``; with the defaults, :data:`NLL_PROTOCOL` (minutes on a CPU).
+    """
+    from .estimators import iwae_bound
+
+    if not 1 <= n <= 10_000 or k < 1 or batch_size < 1:
+        raise ValueError(f"need 1 <= n <= 10000, k >= 1 and batch_size >= 1; got {n}, {k}")
+    device = next(model.parameters()).device
+    test = load_mnist("test", binarize="static", seed=0).images[:n].to(device)
+    generator = torch.Generator(device).manual_seed(seed)
+    chunks = tqdm(test.split(batch_size), desc=f"IWAE k={k}", unit="chunk", disable=not progress)
+    with torch.no_grad():
+        log_px = torch.cat([iwae_bound(model, xb, k, generator=generator) for xb in chunks])
+    return -log_px.mean().item(), log_px.std().item() / len(log_px) ** 0.5 if n > 1 else 0.0
 
 
 def train_entry(
@@ -607,6 +634,7 @@ def table(manifest: Mapping[str, Any] | None = None) -> str:
 __all__ = [
     "ENTRIES",
     "MANIFEST_PATH",
+    "NLL_PROTOCOL",
     "MODEL_CLASSES",
     "QUICK_METRIC",
     "QUICK_METRICS",
@@ -620,6 +648,7 @@ __all__ = [
     "quick_metric",
     "read_manifest",
     "table",
+    "test_nll",
     "train_entry",
     "write_manifest_entry",
 ]
