@@ -4,8 +4,10 @@ This is how every file in ``vae_lib/weights/`` was made. For each model named (o
 train it with the recipe of its entry in ``vae_lib/zoo.py`` (fixed seeds), save the float32
 weights to ``vae_lib/weights/<name>.pt``, and write its manifest entry (sha256, size, parameter
 count, config, recipe, history, training time and hardware, and the quick metric). With
-``--nll`` it also measures the test NLL with the papers' protocol (IWAE bound, k = 5000, all
-10,000 test images, statically binarized with seed 0), which takes minutes per model on a CPU.
+``--nll`` it also measures a VAE's test NLL with the papers' protocol (IWAE bound, k = 5000, all
+10,000 test images, statically binarized with seed 0), which takes minutes per model on a CPU;
+an RBM's AIS log-likelihood, a GAN's Frechet distance and a classifier's test accuracy are
+always measured (``vae_lib.zoo.MEASURE_PROTOCOLS``).
 
 Training is resumable: a checkpoint is written to ``--work`` every few minutes, and running the
 same command again after an interruption continues where it stopped, with the same result.
@@ -16,6 +18,7 @@ Run from the repository root::
     python benchmarks/train_zoo.py --all --nll
     python benchmarks/train_zoo.py --list
     python benchmarks/train_zoo.py --measure mnist_vae   # NLL of the shipped weights
+    python benchmarks/train_zoo.py --measure --nll-k 1000 --nll-n 1000 mnist_conv_vae
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ def main() -> None:
     parser.add_argument("--all", action="store_true", help="train every entry")
     parser.add_argument("--list", action="store_true", help="list the entries and stop")
     parser.add_argument("--nll", action="store_true", help="also measure the test NLL")
+    parser.add_argument("--nll-k", type=int, default=5000, help="importance samples for the NLL")
+    parser.add_argument("--nll-n", type=int, default=10_000, help="test images for the NLL")
     parser.add_argument(
         "--measure",
         action="store_true",
@@ -54,15 +59,23 @@ def main() -> None:
     if args.threads:
         vae_lib.configure_threads(args.threads)
 
+    metric, protocol = zoo.nll_metric(args.nll_k, args.nll_n)
+
+    def measure(model) -> dict:
+        nll, sem = zoo.test_nll(model, args.nll_k, args.nll_n)
+        return {"value": nll, "sem": sem, "k": args.nll_k, "n": args.nll_n, "protocol": protocol}
+
     if args.measure:
-        manifest = zoo.read_manifest()
         for name in names:
             model, _ = zoo.load(name)
-            nll, sem = zoo.test_nll(model)
-            info = manifest["models"][name]
-            info["metrics"]["nll"] = {"value": nll, "sem": sem, "protocol": zoo.NLL_PROTOCOL}
+            info = zoo.read_manifest()["models"][name]
+            if zoo.entry(name).model in ("VAE", "ConvVAE"):
+                info["metrics"][metric] = measure(model)
+            else:
+                info["metrics"].update(zoo.measure(name, model))
             zoo.write_manifest_entry(name, info)
-            print(f"::: {name}: NLL {nll:.2f} +- {sem:.2f} nats", flush=True)
+            for key, value in info["metrics"].items():
+                print(f"::: {name}: {key} {value['value']:.4g}", flush=True)
         print(zoo.table())
         return
     for name in names:
@@ -72,9 +85,8 @@ def main() -> None:
         print(f"::: {name}: {e.description}; checkpoint {checkpoint}", flush=True)
         model, info = zoo.train_entry(e, zoo.WEIGHTS_DIR / f"{name}.pt", checkpoint=checkpoint)
         if args.nll and e.model in ("VAE", "ConvVAE"):
-            model.to(vae_lib.default_device())
-            nll, sem = zoo.test_nll(model)
-            info["metrics"]["nll"] = {"value": nll, "sem": sem, "protocol": zoo.NLL_PROTOCOL}
+            info["metrics"][metric] = measure(model.to(vae_lib.default_device()))
+        info["metrics"].update(zoo.measure(name, model))  # RBM, GAN, classifier
         zoo.write_manifest_entry(name, info)
         h = info["training"]
         print(
@@ -83,8 +95,8 @@ def main() -> None:
             f"({time.perf_counter() - start:.0f} s in this run); quick metric "
             f"{info['metrics']['quick']['value']:.3f}"
             + (
-                f"; NLL {info['metrics']['nll']['value']:.2f} nats"
-                if "nll" in info["metrics"]
+                f"; {metric} {info['metrics'][metric]['value']:.2f} nats"
+                if metric in info["metrics"]
                 else ""
             ),
             flush=True,

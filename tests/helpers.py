@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 
 
@@ -20,7 +18,7 @@ def same_weights(a, b) -> bool:
 
 
 def without_time(history) -> dict:
-    """A training history (any dataclass with ``seconds``) as a dict, without the wall times."""
-    d = dataclasses.asdict(history)
+    """A training history (:class:`vae_lib.History`) as a dict, without the wall times."""
+    d = history.to_dict()
     d.pop("seconds")
     return d

@@ -406,3 +406,42 @@ def test_history_object_round_trips_with_all_fields(tmp_path, no_warnings):
     assert trainer.calls == 1
     assert isinstance(loaded, vae_lib.History) and loaded == h
     assert loaded.total_seconds == 0.375
+
+
+def test_fit_or_load_gives_the_caller_its_random_state_back(tmp_path, no_warnings):
+    # a notebook's later draws must not depend on whether the model was trained or loaded
+    def build():
+        return torch.nn.Linear(3, 2)
+
+    def train(model):
+        torch.rand(5)  # training draws random numbers too
+        return None
+
+    torch.manual_seed(123)
+    expected = torch.rand(4)
+    for _ in range(2):  # first trains, then loads
+        torch.manual_seed(123)
+        vae_lib.fit_or_load("state", build, train, directory=tmp_path)
+        assert torch.equal(torch.rand(4), expected)
+
+
+def test_the_cache_key_names_the_class_not_its_module():
+    from vae_lib.cache import _describe
+
+    assert _describe(torch.nn.Linear(2, 3))["class"] == "Linear"
+
+
+def test_seeded_runs_a_block_seeded_and_restores_every_generator():
+    import random
+
+    import numpy as np
+
+    random.seed(1), np.random.seed(1), torch.manual_seed(1)
+    after = (random.random(), np.random.rand(), torch.rand(1).item())
+    random.seed(1), np.random.seed(1), torch.manual_seed(1)
+    with vae_lib.seeded(7):
+        inside = torch.rand(1).item()
+        random.random(), np.random.rand()
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == after
+    vae_lib.set_seed(7)
+    assert torch.rand(1).item() == inside

@@ -28,11 +28,11 @@ def test_skip_value_checks_turns_them_off_and_restores_on_exit():
     with skip_value_checks():
         assert not value_checks_enabled()
         check_unit_interval("x", bad)  # skipped
-        V.bernoulli_log_likelihood(torch.zeros(1, 2), bad)  # skipped too
+        V.bernoulli_log_likelihood(bad, torch.zeros(1, 2))  # skipped too
         V.binarize_images(bad, "threshold")
     assert value_checks_enabled()
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        V.bernoulli_log_likelihood(torch.zeros(1, 2), bad)
+        V.bernoulli_log_likelihood(bad, torch.zeros(1, 2))
 
 
 def test_skip_value_checks_is_restored_after_an_exception():
@@ -52,7 +52,7 @@ def test_skip_value_checks_does_not_leak_into_other_threads():
 
 def test_shape_checks_still_run_when_value_checks_are_skipped():
     with skip_value_checks(), pytest.raises(ValueError, match="last dimension"):
-        V.bernoulli_log_likelihood(torch.zeros(1, 3), torch.zeros(1, 2))
+        V.bernoulli_log_likelihood(torch.zeros(1, 2), torch.zeros(1, 3))
 
 
 def test_fit_checks_train_x_once_before_training():

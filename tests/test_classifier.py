@@ -27,7 +27,33 @@ def test_default_architecture_is_784_512_256_10():
     linears = [layer for layer in [*m.body, m.head] if isinstance(layer, torch.nn.Linear)]
     assert [tuple(layer.weight.shape) for layer in linears] == [(512, 784), (256, 512), (10, 256)]
     assert m.feature_dim == 256 and m.n_classes == 10 and m.input_shape == (1, 28, 28)
-    assert C.CLASSIFIER_CONFIG == C.ClassifierConfig()
+
+
+def test_the_shared_classifier_is_a_small_cnn():
+    m = C.DigitClassifier(C.CLASSIFIER_CONFIG)
+    convs = [layer for layer in m.body if isinstance(layer, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size) for c in convs] == [
+        (1, 32, (3, 3)),
+        (32, 64, (3, 3)),
+    ]
+    linears = [layer for layer in [*m.body, m.head] if isinstance(layer, torch.nn.Linear)]
+    # two 2x2 poolings: 28 -> 14 -> 7, so 64 * 7 * 7 features enter the hidden layer
+    assert [tuple(layer.weight.shape) for layer in linears] == [(128, 64 * 7 * 7), (10, 128)]
+    x = torch.rand(5, 1, 28, 28)
+    assert m(x).shape == (5, 10) and m.features(x).shape == (5, m.feature_dim) == (5, 128)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"conv_channels": (8,), "input_shape": (784,)},
+        {"conv_channels": (0,)},
+        {"conv_channels": (4,) * 6},  # 28 >> 6 == 0: nothing left after the poolings
+    ],
+)
+def test_bad_conv_settings_are_refused(kwargs):
+    with pytest.raises(ValueError):
+        C.ClassifierConfig(**kwargs)
 
 
 def test_shapes(model, x):
@@ -128,7 +154,7 @@ def test_fit_classifier_learns_mnist_digits(mnist_small):
     assert history.val_accuracy[-1] == pytest.approx(after)
     assert history.total_seconds > 0
     assert history.settings["n_train"] == 1500 and history.settings["binarize_fraction"] == 0.5
-    assert C.ClassifierHistory.from_dict(history.to_dict()) == history
+    assert V.History.from_dict(history.to_dict()) == history
 
 
 def test_fit_classifier_is_deterministic_for_a_seed(mnist_small):
@@ -250,7 +276,8 @@ def test_digit_classifier_is_the_zoo_entry_of_the_library_constants():
     model, history = C.digit_classifier("cpu", progress=False)
     assert isinstance(model, C.DigitClassifier) and not model.training
     assert model.config == C.CLASSIFIER_CONFIG
-    assert isinstance(history, C.ClassifierHistory)
+    assert isinstance(history, V.History)
     assert history.epoch == list(range(1, C.CLASSIFIER_TRAINING["epochs"] + 1))
     assert len(history.val_accuracy) == C.CLASSIFIER_TRAINING["epochs"]
-    assert history.settings["n_train"] == 50_000 and history.settings["max_shift"] == 1
+    assert history.settings["n_train"] == 50_000
+    assert history.settings["max_shift"] == C.CLASSIFIER_TRAINING["max_shift"]

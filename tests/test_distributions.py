@@ -59,7 +59,7 @@ def test_bernoulli_log_likelihood_matches_torch_distributions(gen):
     logits = 3 * torch.randn(6, 20, generator=gen, dtype=torch.float64)
     x = torch.randint(0, 2, (6, 20), generator=gen).double()
     expected = Bernoulli(logits=logits).log_prob(x).sum(-1)
-    torch.testing.assert_close(V.bernoulli_log_likelihood(logits, x), expected)
+    torch.testing.assert_close(V.bernoulli_log_likelihood(x, logits), expected)
 
 
 def test_bernoulli_log_likelihood_of_grey_levels_is_minus_cross_entropy(gen):
@@ -67,13 +67,13 @@ def test_bernoulli_log_likelihood_of_grey_levels_is_minus_cross_entropy(gen):
     x = torch.rand(4, 10, generator=gen, dtype=torch.float64)
     p = torch.sigmoid(logits)
     expected = (x * torch.log(p) + (1 - x) * torch.log1p(-p)).sum(-1)
-    torch.testing.assert_close(V.bernoulli_log_likelihood(logits, x), expected)
+    torch.testing.assert_close(V.bernoulli_log_likelihood(x, logits), expected)
 
 
 def test_bernoulli_log_likelihood_is_stable_for_extreme_logits():
     logits = torch.tensor([[100.0, -100.0, 80.0, -80.0]])
     x = torch.tensor([[1.0, 0.0, 0.0, 1.0]])
-    out = V.bernoulli_log_likelihood(logits, x)
+    out = V.bernoulli_log_likelihood(x, logits)
     assert torch.isfinite(out).all()
     # the two confident-and-right pixels cost ~0 nats, the two confident-and-wrong cost 80 each
     torch.testing.assert_close(out, torch.tensor([-160.0]), atol=1e-3, rtol=0)
@@ -82,7 +82,7 @@ def test_bernoulli_log_likelihood_is_stable_for_extreme_logits():
 def test_bernoulli_log_likelihood_broadcasts_samples_against_a_batch(gen):
     logits = torch.randn(7, 1, 12, generator=gen)
     x = torch.randint(0, 2, (3, 12), generator=gen).float()
-    out = V.bernoulli_log_likelihood(logits, x)
+    out = V.bernoulli_log_likelihood(x, logits)
     assert out.shape == (7, 3)
     for s in range(7):
         for b in range(3):
@@ -93,14 +93,14 @@ def test_bernoulli_log_likelihood_broadcasts_samples_against_a_batch(gen):
 @pytest.mark.parametrize("bad", [torch.tensor([[1.5, 0.0]]), torch.tensor([[-0.1, 1.0]])])
 def test_bernoulli_log_likelihood_rejects_data_outside_unit_interval(bad):
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        V.bernoulli_log_likelihood(torch.zeros(1, 2), bad)
+        V.bernoulli_log_likelihood(bad, torch.zeros(1, 2))
 
 
 def test_likelihoods_reject_bad_shapes_and_dtypes():
     with pytest.raises(ValueError, match="last dimension"):
-        V.bernoulli_log_likelihood(torch.zeros(2, 3), torch.zeros(2, 4))
+        V.bernoulli_log_likelihood(torch.zeros(2, 4), torch.zeros(2, 3))
     with pytest.raises(ValueError, match="floating-point"):
-        V.bernoulli_log_likelihood(torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.long))
+        V.bernoulli_log_likelihood(torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 3))
     with pytest.raises(ValueError, match="broadcast"):
         V.gaussian_log_likelihood(torch.zeros(2, 3), torch.zeros(5, 3), 0.0)
 
@@ -188,7 +188,7 @@ def test_binary_cross_entropy_identity_used_in_training(gen):
     logits = torch.randn(3, 11, generator=gen)
     x = torch.randint(0, 2, (3, 11), generator=gen).float()
     expected = -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
-    torch.testing.assert_close(V.bernoulli_log_likelihood(logits, x), expected)
+    torch.testing.assert_close(V.bernoulli_log_likelihood(x, logits), expected)
 
 
 # ---- entropy, cross entropy and KL of discrete distributions ----------------------------------
@@ -322,3 +322,13 @@ def test_gaussian_kl_full_rejects_bad_shapes():
         V.gaussian_kl_full(torch.zeros(2), torch.eye(2)[0], torch.zeros(2), torch.eye(2))
     with pytest.raises(ValueError, match="disagree"):
         V.gaussian_kl_full(torch.zeros(3), torch.eye(2), torch.zeros(2), torch.eye(2))
+
+
+def test_likelihoods_take_the_data_first_and_catch_the_old_order():
+    logits, x = torch.randn(4, 6) * 3, (torch.rand(4, 6) > 0.5).float()
+    expected = torch.distributions.Bernoulli(logits=logits).log_prob(x).sum(-1)
+    torch.testing.assert_close(V.bernoulli_log_likelihood(x=x, logits=logits), expected)
+    # the parameters after the data, as for the Gaussian: logits outside [0, 1] in the data's
+    # place are refused instead of silently giving another number
+    with pytest.raises(ValueError, match="x"):
+        V.bernoulli_log_likelihood(logits, x)

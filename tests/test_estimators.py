@@ -193,3 +193,26 @@ def test_running_log_mean_exp_equals_log_mean_exp_of_each_prefix():
 def test_running_log_mean_exp_rejects_bad_counts(counts):
     with pytest.raises(ValueError, match="counts"):
         V.running_log_mean_exp(torch.zeros(1000), counts)
+
+
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        (
+            V.Autoencoder(V.AutoencoderConfig(hidden_dims=(8,), latent_dim=2)),
+            "Autoencoder has no log_px_given_z",
+        ),
+        (V.GAN(V.GANConfig(latent_dim=2, generator_hidden=(8,))), "GAN has no encode"),
+        (V.RBM(V.RBMConfig(n_hidden=4)), "RBM has no encode"),
+    ],
+)
+def test_iwae_bound_needs_a_model_with_a_posterior(model, message):
+    x = (torch.rand(3, 1, 28, 28) > 0.5).float()
+    with pytest.raises(ValueError, match=message):
+        V.iwae_bound(model, x, 5)
+
+
+def test_iwae_bound_builds_no_graph():
+    model = V.VAE(V.VAEConfig(hidden_dims=(8,), latent_dim=2))
+    x = (torch.rand(3, 1, 28, 28) > 0.5).float()
+    assert not V.iwae_bound(model, x, 4).requires_grad

@@ -417,7 +417,7 @@ def test_fit_rbm_learns_mnist_digits(mnist_small):
     assert 50 < history.val_reconstruction[-1] < 200  # nats per image; 784 log 2 = 543
     assert history.total_seconds > 0
     assert history.settings["n_train"] == 1000 and history.settings["n_chains"] == 100
-    assert R.RBMHistory.from_dict(history.to_dict()) == history
+    assert V.History.from_dict(history.to_dict()) == history
     # the visible biases started at the base rates of the training pixels
     probe = R.RBM(R.RBMConfig(n_hidden=64))
     R.fit_rbm(probe, train_x[:1000], epochs=1, lr=1e-12, momentum=0.0, progress=False)
@@ -610,7 +610,7 @@ def test_mnist_rbm_is_the_zoo_entry_of_the_library_constants():
     model, history = R.mnist_rbm("cpu", progress=False)
     assert isinstance(model, R.RBM) and not model.training
     assert model.config == R.MNIST_RBM_CONFIG
-    assert isinstance(history, R.RBMHistory)
+    assert isinstance(history, V.History)
     assert history.epoch == list(range(1, R.MNIST_RBM_TRAINING["epochs"] + 1))
     assert len(history.val_reconstruction) == R.MNIST_RBM_TRAINING["epochs"]
     assert history.settings["n_train"] == 50_000 and history.settings["lr_schedule"] == "cosine"

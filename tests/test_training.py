@@ -60,16 +60,16 @@ def test_progress_bar_is_shown(mnist_small, capsys):
 def test_progress_bar_refreshes_at_most_once_a_second(mnist_small, monkeypatch):
     # a long training cell must not flood the notebook's output channel (nbval drops the
     # cell's end message beyond about 1,000 queued messages)
-    import vae_lib.training as T
+    import vae_lib.loop as L
 
     seen = {}
-    real_tqdm = T.tqdm
+    real_tqdm = L.tqdm
 
     def recording_tqdm(*args, **kwargs):
         seen.update(kwargs)
         return real_tqdm(*args, **kwargs)
 
-    monkeypatch.setattr(T, "tqdm", recording_tqdm)
+    monkeypatch.setattr(L, "tqdm", recording_tqdm)
     V.fit(small_vae(), mnist_small[0][:128], epochs=1, progress=False)
     assert seen["mininterval"] >= 1.0
 
@@ -251,7 +251,7 @@ def test_make_adam_passes_the_betas_on():
 
 
 def test_non_finite_watch_names_the_first_bad_step_even_when_checked_late():
-    from vae_lib.training import NonFiniteWatch
+    from vae_lib.loop import NonFiniteWatch
 
     watch = NonFiniteWatch("cpu", check_every=100)
     for batch in range(1, 11):
@@ -262,7 +262,7 @@ def test_non_finite_watch_names_the_first_bad_step_even_when_checked_late():
 
 
 def test_non_finite_watch_checks_on_its_own_every_n_steps():
-    from vae_lib.training import NonFiniteWatch
+    from vae_lib.loop import NonFiniteWatch
 
     watch = NonFiniteWatch("cpu", what="the losses", n_values=2, check_every=3, hint="lower lr")
     watch.record(torch.tensor([1.0, 2.0]), 1, 1, 9)
@@ -272,7 +272,7 @@ def test_non_finite_watch_checks_on_its_own_every_n_steps():
 
 
 def test_non_finite_watch_passes_finite_values_and_rejects_bad_settings():
-    from vae_lib.training import NonFiniteWatch
+    from vae_lib.loop import NonFiniteWatch
 
     watch = NonFiniteWatch("cpu", check_every=2)
     for batch in range(1, 6):
@@ -302,7 +302,7 @@ def test_fit_stops_on_a_loss_that_turns_non_finite_mid_epoch(mnist_small, monkey
 
 def test_non_finite_watch_keeps_the_dtype_of_its_values():
     # 1e300 is finite in float64 and must not be flagged by a float32 buffer
-    from vae_lib.training import NonFiniteWatch
+    from vae_lib.loop import NonFiniteWatch
 
     watch = NonFiniteWatch("cpu")
     watch.record(torch.tensor(1e300, dtype=torch.float64), 1, 1, 1)

@@ -11,7 +11,6 @@ from .classifier import (
     CLASSIFIER_CONFIG,
     CLASSIFIER_TRAINING,
     ClassifierConfig,
-    ClassifierHistory,
     DigitClassifier,
     accuracy,
     confidence,
@@ -35,7 +34,7 @@ from .data import (
     minibatches,
 )
 from .denoising_autoencoder import DenoisingAutoencoder, DenoisingAutoencoderConfig
-from .device import configure_threads, default_device, set_seed
+from .device import configure_threads, default_device, seeded, set_seed
 from .diagnostics import (
     ActiveUnits,
     RateDistortion,
@@ -72,7 +71,6 @@ from .gan import (
     MNIST_GAN_CONFIG,
     MNIST_GAN_TRAINING,
     GANConfig,
-    GANHistory,
     GANLosses,
     fit_gan,
     gan_training_step,
@@ -86,6 +84,7 @@ from .gradients import (
 )
 from .latent import apply_attribute, attribute_vector, encode_mean, interpolate, lerp, slerp
 from .linear_gaussian import LinearGaussian
+from .loop import History, NonFiniteLossError, NonFiniteWatch, train_loop
 from .losses import ELBO, elbo
 from .plotting import (
     latent_grid,
@@ -101,7 +100,6 @@ from .rbm import (
     RBM,
     AISResult,
     RBMConfig,
-    RBMHistory,
     ais_log_partition,
     base_rate_visible_bias,
     cd_gradient,
@@ -109,15 +107,25 @@ from .rbm import (
     mnist_rbm,
 )
 from .reference import (
+    BETA_TRAINING,
+    BETA_VAE_CONFIG,
+    BETAS,
     COMPARISON_AE_CONFIG,
     COMPARISON_DAE_CONFIG,
     COMPARISON_TRAINING,
+    FREE_BITS_RUN,
     MNIST_CONV_VAE_CONFIG,
     MNIST_CONV_VAE_TRAINING,
     MNIST_VAE_CONFIG,
     MNIST_VAE_TRAINING,
     REFERENCE_CONFIG,
     REFERENCE_TRAINING,
+    RING_VAE_CONFIG,
+    RING_VAE_TRAINING,
+    TWO_D_AE_CONFIG,
+    TWO_D_TRAINING,
+    TWO_D_VAE_CONFIG,
+    beta_vae_name,
     comparison_autoencoder,
     comparison_denoising_autoencoder,
     comparison_vae,
@@ -136,7 +144,7 @@ from .toy import (
     sample_ring,
     total_variation,
 )
-from .training import History, NonFiniteLossError, NonFiniteWatch, evaluate_elbo, fit
+from .training import evaluate_elbo, fit
 from .vae import VAE, VAEBase, VAEConfig, VAEOutput
 
 __version__ = "0.1.0"
@@ -144,6 +152,17 @@ __version__ = "0.1.0"
 configure_threads()  # applies $VAE_LIB_THREADS, if set
 
 __all__ = [
+    "seeded",
+    "beta_vae_name",
+    "TWO_D_VAE_CONFIG",
+    "TWO_D_TRAINING",
+    "TWO_D_AE_CONFIG",
+    "RING_VAE_TRAINING",
+    "RING_VAE_CONFIG",
+    "FREE_BITS_RUN",
+    "BETAS",
+    "BETA_VAE_CONFIG",
+    "BETA_TRAINING",
     "checks",
     "elementwise",
     "zoo",
@@ -158,7 +177,6 @@ __all__ = [
     "COMPARISON_DAE_CONFIG",
     "COMPARISON_TRAINING",
     "ClassifierConfig",
-    "ClassifierHistory",
     "ConvVAE",
     "ConvVAEConfig",
     "DenoisingAutoencoder",
@@ -167,7 +185,6 @@ __all__ = [
     "ELBO",
     "GAN",
     "GANConfig",
-    "GANHistory",
     "GANLosses",
     "GradientStatistics",
     "History",
@@ -184,9 +201,9 @@ __all__ = [
     "MNIST_VAE_TRAINING",
     "NonFiniteLossError",
     "NonFiniteWatch",
+    "train_loop",
     "RBM",
     "RBMConfig",
-    "RBMHistory",
     "REFERENCE_CONFIG",
     "REFERENCE_TRAINING",
     "RateDistortion",

@@ -47,7 +47,7 @@ class AutoencoderOutput:
     decoder_output: torch.Tensor
 
 
-@dataclass
+@dataclass(frozen=True)
 class AutoencoderConfig:
     """Settings of an MLP :class:`Autoencoder` (784-400-D by default, as the reference VAE).
 
@@ -162,7 +162,7 @@ class Autoencoder(nn.Module):
         x_flat = x.flatten(start_dim=1)
         out_flat = decoder_output.flatten(start_dim=1)
         if self.likelihood == "bernoulli":
-            return bernoulli_log_likelihood(out_flat, x_flat)
+            return bernoulli_log_likelihood(x_flat, out_flat)
         return gaussian_log_likelihood(x_flat, out_flat, self._obs_logvar)
 
     def forward(

@@ -16,11 +16,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from .device import set_seed
+from .device import seeded, set_seed
 from .training import History
 
 CACHE_ENV_VAR = "VAE_LIB_CACHE"
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -38,7 +38,8 @@ def _describe(model: nn.Module) -> dict[str, Any]:
     config = getattr(model, "config", None)
     if dataclasses.is_dataclass(config):
         config = dataclasses.asdict(config)
-    return {"class": f"{type(model).__module__}.{type(model).__qualname__}", "config": config}
+    # the class's name, not its module path: moving a class between modules keeps its cache
+    return {"class": type(model).__qualname__, "config": config}
 
 
 def _key(description: dict[str, Any]) -> str:
@@ -79,6 +80,8 @@ def fit_or_load(
     Args:
         name: a short file-friendly name, e.g. ``"mnist_vae"``.
         build: makes the untrained model (called after ``set_seed(seed)``), on its device.
+            ``build`` and ``train`` run inside :func:`vae_lib.seeded`, so the caller's random
+            state is the same afterwards whether the model was trained or loaded.
         train: trains the model in place and returns its history (a :class:`History`, a dict
             of plain Python values, or None).
         config: everything else that determines the trained weights (training settings).
@@ -90,50 +93,50 @@ def fit_or_load(
     """
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name or ""):
         raise ValueError(f"name must be letters, digits, '_', '-' or '.', got {name!r}")
-    set_seed(seed)
-    model = build()
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"build() must return a torch.nn.Module, got {type(model).__name__}")
-    description = {
-        "format": CACHE_FORMAT,
-        "name": name,
-        "model": _describe(model),
-        "config": config or {},
-        "seed": seed,
-    }
-    key = _key(description)
-    folder = cache_dir(directory)
-    path = folder / f"{name}-{key}.pt"
-    device = next(iter(model.state_dict().values())).device if model.state_dict() else "cpu"
+    with seeded(seed):  # the caller's random state is given back afterwards
+        model = build()
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"build() must return a torch.nn.Module, got {type(model).__name__}")
+        description = {
+            "format": CACHE_FORMAT,
+            "name": name,
+            "model": _describe(model),
+            "config": config or {},
+            "seed": seed,
+        }
+        key = _key(description)
+        folder = cache_dir(directory)
+        path = folder / f"{name}-{key}.pt"
+        device = next(iter(model.state_dict().values())).device if model.state_dict() else "cpu"
 
-    if path.exists():
-        try:
-            blob = path.read_bytes()
-            stored = torch.load(io.BytesIO(blob), map_location=device, weights_only=True)
-            digest = hashlib.sha256(stored["payload"]).hexdigest()
-            if digest != stored["sha256"]:
-                raise ValueError("checksum mismatch: the file is corrupt")
-            payload = torch.load(
-                io.BytesIO(stored["payload"]), map_location=device, weights_only=True
-            )
-            if json.dumps(payload["description"], sort_keys=True, default=repr) != json.dumps(
-                description, sort_keys=True, default=repr
-            ):
-                raise ValueError("the stored configuration differs from the requested one")
-            model.load_state_dict(payload["state_dict"], strict=True)
-            model.eval()
-            return model, _history_from_payload(payload["history"])
-        except Exception as err:  # corrupt, truncated, foreign or mismatched: never use it
-            warnings.warn(
-                f"cached model {path} could not be used ({type(err).__name__}: {err}); "
-                "training it again",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-            set_seed(seed)
-            model = build()
+        if path.exists():
+            try:
+                blob = path.read_bytes()
+                stored = torch.load(io.BytesIO(blob), map_location=device, weights_only=True)
+                digest = hashlib.sha256(stored["payload"]).hexdigest()
+                if digest != stored["sha256"]:
+                    raise ValueError("checksum mismatch: the file is corrupt")
+                payload = torch.load(
+                    io.BytesIO(stored["payload"]), map_location=device, weights_only=True
+                )
+                if json.dumps(payload["description"], sort_keys=True, default=repr) != json.dumps(
+                    description, sort_keys=True, default=repr
+                ):
+                    raise ValueError("the stored configuration differs from the requested one")
+                model.load_state_dict(payload["state_dict"], strict=True)
+                model.eval()
+                return model, _history_from_payload(payload["history"])
+            except Exception as err:  # corrupt, truncated, foreign or mismatched: never use it
+                warnings.warn(
+                    f"cached model {path} could not be used ({type(err).__name__}: {err}); "
+                    "training it again",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                set_seed(seed)
+                model = build()
 
-    history = train(model)
+        history = train(model)
     model.eval()
     buffer = io.BytesIO()
     torch.save(

@@ -10,7 +10,7 @@ from torch import nn
 from .vae import VAEBase, _check_likelihood
 
 
-@dataclass
+@dataclass(frozen=True)
 class ConvVAEConfig:
     """Settings of a :class:`ConvVAE`.
 
@@ -31,8 +31,8 @@ class ConvVAEConfig:
     learn_obs_std: bool = False
 
     def __post_init__(self) -> None:
-        self.input_shape = tuple(int(s) for s in self.input_shape)
-        self.channels = tuple(int(c) for c in self.channels)
+        object.__setattr__(self, "input_shape", tuple(int(s) for s in self.input_shape))
+        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
         if len(self.input_shape) != 3:
             raise ValueError(f"input_shape must be (C, H, W), got {self.input_shape}")
         c, h, w = self.input_shape

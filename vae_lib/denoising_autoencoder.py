@@ -36,7 +36,7 @@ from .autoencoder import Autoencoder, AutoencoderConfig
 CORRUPTIONS = ("masking", "gaussian")
 
 
-@dataclass
+@dataclass(frozen=True)
 class DenoisingAutoencoderConfig(AutoencoderConfig):
     """Settings of a :class:`DenoisingAutoencoder`: those of :class:`vae_lib.AutoencoderConfig`
     plus the corruption.
@@ -55,7 +55,7 @@ class DenoisingAutoencoderConfig(AutoencoderConfig):
         super().__post_init__()
         if self.corruption not in CORRUPTIONS:
             raise ValueError(f"corruption must be one of {CORRUPTIONS}, got {self.corruption!r}")
-        self.noise_level = float(self.noise_level)
+        object.__setattr__(self, "noise_level", float(self.noise_level))
         if self.corruption == "masking" and not 0 <= self.noise_level < 1:
             raise ValueError(
                 f"noise_level is the masking probability and must be in [0, 1), "

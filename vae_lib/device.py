@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import random
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -69,6 +71,22 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)  # seeds every CUDA device too
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """``with seeded(s):`` runs its block as after :func:`set_seed(s) <set_seed>`, then gives
+    the caller back the random states of Python, NumPy and PyTorch (CPU and CUDA) it had: code
+    after the block draws the same numbers whether or not the block ran."""
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        try:
+            set_seed(seed)
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
 
 
 def configure_threads(n: int | None = None) -> int:

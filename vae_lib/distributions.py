@@ -45,13 +45,16 @@ def _check_floating(name: str, t: torch.Tensor) -> None:
         raise ValueError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
 
 
-def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def bernoulli_log_likelihood(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     """log p(x | logits) of independent Bernoulli pixels, summed over the last dimension.
 
+    The observations come first and the distribution's parameters after them, as in
+    :func:`gaussian_log_likelihood` (``x, mean, logvar``).
+
     Args:
-        logits: ``(..., P)`` decoder outputs, log-odds of each pixel being 1.
         x: ``(..., P)`` observations in [0, 1] (binary, or grey levels read as probabilities,
             in which case this is the negative binary cross-entropy). Broadcasts with ``logits``.
+        logits: ``(..., P)`` decoder outputs, log-odds of each pixel being 1.
 
     Returns:
         ``(...)`` log-likelihood in nats. Computed from the logits as
@@ -63,9 +66,9 @@ def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Ten
         ValueError: if ``x`` leaves [0, 1] (a check skipped inside
         :func:`vae_lib.checks.skip_value_checks`, where a training loop has checked its data).
     """
-    _check_floating("logits", logits)
     _check_floating("x", x)
-    _check_same_last_dim("logits", logits, "x", x)
+    _check_floating("logits", logits)
+    _check_same_last_dim("x", x, "logits", logits)
     check_unit_interval("x", x, "for a Bernoulli likelihood")
     x = x.to(logits.dtype)
     if x.shape == logits.shape:

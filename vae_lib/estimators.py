@@ -115,6 +115,17 @@ def naive_log_px(
     return total - math.log(int(n_samples))
 
 
+def _check_posterior(model: object, what: str) -> None:
+    """``model`` must have an approximate posterior and a likelihood (a VAE-like model)."""
+    missing = [m for m in ("encode", "log_px_given_z") if not callable(getattr(model, m, None))]
+    if missing:
+        raise ValueError(
+            f"{what} needs a model with an approximate posterior q(z|x) (encode) and a "
+            f"likelihood p(x|z) (log_px_given_z), a VAE; {type(model).__name__} has no "
+            f"{' or '.join(missing)}"
+        )
+
+
 @torch.no_grad()
 def iwae_bound(
     model: LatentVariableModel,
@@ -142,13 +153,20 @@ def iwae_bound(
     """
     k = _check_count("k", k)
     _check_batch(x)
+    _check_posterior(model, "iwae_bound")
     device, dtype = _placement(model, x)
     x = x.to(device=device, dtype=dtype)
     pixels = math.prod(x.shape[1:])
     x_chunk = max(1, min(x.shape[0], max_elements // max(1, pixels)))
     results = []
     for xb in x.split(x_chunk):
-        mu, logvar = model.encode(xb)
+        posterior = model.encode(xb)
+        if not (isinstance(posterior, tuple) and len(posterior) == 2):
+            raise ValueError(
+                f"iwae_bound needs q(z|x): {type(model).__name__}.encode returned one code, not "
+                "(mu, logvar); a plain autoencoder has no posterior and no likelihood bound"
+            )
+        mu, logvar = posterior
         s_chunk = max(1, min(k, max_elements // max(1, xb.shape[0] * pixels)))
         total = torch.full((xb.shape[0],), -math.inf, device=device, dtype=dtype)
         done = 0

@@ -52,7 +52,7 @@ def elbo(
     if beta < 0:
         raise ValueError(f"beta must be >= 0, got {beta}")
     if likelihood == "bernoulli":
-        reconstruction = bernoulli_log_likelihood(decoder_output, x)
+        reconstruction = bernoulli_log_likelihood(x, decoder_output)
     elif likelihood == "gaussian":
         if obs_logvar is None:
             raise ValueError("the gaussian likelihood needs obs_logvar, the log-variance of p(x|z)")

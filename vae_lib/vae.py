@@ -148,7 +148,7 @@ class VAEBase(nn.Module):
         out = self.decode(z).flatten(start_dim=z.dim() - 1)
         x_flat = x.flatten(start_dim=x.dim() - len(self.input_shape))
         if self.likelihood == "bernoulli":
-            return bernoulli_log_likelihood(out, x_flat)
+            return bernoulli_log_likelihood(x_flat, out)
         return gaussian_log_likelihood(x_flat, out, self._obs_logvar)
 
     # -- the objective ----------------------------------------------------------------------
@@ -217,8 +217,8 @@ class VAEBase(nn.Module):
 
 def _normalise_mlp_config(config) -> None:
     """Validate (and turn into int tuples) the fields an MLP encoder/decoder config shares."""
-    config.input_shape = tuple(int(s) for s in config.input_shape)
-    config.hidden_dims = tuple(int(h) for h in config.hidden_dims)
+    object.__setattr__(config, "input_shape", tuple(int(s) for s in config.input_shape))
+    object.__setattr__(config, "hidden_dims", tuple(int(h) for h in config.hidden_dims))
     if not config.input_shape or any(s < 1 for s in config.input_shape):
         raise ValueError(f"input_shape must be positive sizes, got {config.input_shape}")
     if any(h < 1 for h in config.hidden_dims):
@@ -232,7 +232,7 @@ def _normalise_mlp_config(config) -> None:
     _check_likelihood(config.likelihood, config.obs_std)
 
 
-@dataclass
+@dataclass(frozen=True)
 class VAEConfig:
     """Settings of an MLP :class:`VAE` (the book's reference model is the default, 784-400-20).
 

@@ -40,14 +40,16 @@ from tqdm.auto import tqdm
 
 from .autoencoder import Autoencoder, AutoencoderConfig
 from .cache import cache_dir
-from .classifier import ClassifierConfig, ClassifierHistory, DigitClassifier, fit_classifier
+from .classifier import ClassifierConfig, DigitClassifier, fit_classifier
 from .conv_vae import ConvVAE, ConvVAEConfig
 from .data import load_mnist
 from .denoising_autoencoder import DenoisingAutoencoder, DenoisingAutoencoderConfig
 from .device import cpu_name, default_device
-from .gan import GAN, GANConfig, GANHistory, fit_gan
-from .rbm import RBM, RBMConfig, RBMHistory, fit_rbm
-from .training import History, evaluate_elbo, fit
+from .gan import GAN, GANConfig, fit_gan
+from .loop import History
+from .rbm import RBM, RBMConfig, fit_rbm
+from .toy import sample_ring
+from .training import evaluate_elbo, fit
 from .vae import VAE, VAEConfig
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -68,10 +70,10 @@ MODEL_CLASSES: Mapping[str, tuple[type[nn.Module], type]] = MappingProxyType(
     }
 )
 
-#: How an entry is trained (its recipe's ``trainer``; ``"fit"`` when absent) and the history
-#: type that trainer returns.
-HISTORIES: Mapping[str, type] = MappingProxyType(
-    {"fit": History, "gan": GANHistory, "rbm": RBMHistory, "classifier": ClassifierHistory}
+#: The training loops an entry can name (its recipe's ``trainer``; ``"fit"`` when absent). All
+#: plug their step into :func:`vae_lib.train_loop` and return a :class:`vae_lib.History`.
+TRAINERS: Mapping[str, Any] = MappingProxyType(
+    {"fit": fit, "gan": fit_gan, "rbm": fit_rbm, "classifier": fit_classifier}
 )
 
 #: The quick metric's protocol for each kind of model (recomputed by the checkpoint tests from
@@ -85,7 +87,16 @@ QUICK_METRICS: Mapping[str, str] = MappingProxyType(
         "generated images",
         "rbm": "mean free energy of the first 500 binarized test images, nats",
         "classifier": "accuracy on the first 500 grey test images, a fraction",
+        "ring": "mean one-sample ELBO of 500 points of the ring (vae_lib.sample_ring, CPU "
+        "generator seeded 0), z drawn with a CPU generator seeded 0, nats per point",
     }
+)
+
+#: The data an entry can be trained on (its recipe's ``data``; ``"mnist"`` when absent), with
+#: the recipe keys each needs: MNIST splits of :func:`vae_lib.load_mnist`, or ``n_train``
+#: points of :func:`vae_lib.sample_ring` drawn with a CPU generator seeded ``data_seed``.
+DATASETS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {"mnist": ("train_split",), "ring": ("n_train", "data_seed")}
 )
 QUICK_METRIC = QUICK_METRICS["elbo"]
 QUICK_METRIC_TOLERANCE = 0.01  # nats: float rounding across thread counts is far below this
@@ -120,8 +131,9 @@ class ZooEntry:
         name: the entry's name, also the checkpoint's file name.
         model: a key of :data:`MODEL_CLASSES`.
         config: the model config's fields (read-only).
-        recipe: :func:`vae_lib.fit`'s settings plus ``train_split`` and ``val_split`` (splits
-            of :func:`vae_lib.load_mnist`) and ``seed`` (read-only).
+        recipe: the training loop's settings plus ``seed``, ``trainer`` (:data:`TRAINERS`)
+            and the data (:data:`DATASETS`): for MNIST ``train_split`` and ``val_split``
+            (splits of :func:`vae_lib.load_mnist`), read-only.
         description: one line for the manifest's table.
     """
 
@@ -136,11 +148,14 @@ class ZooEntry:
             raise ValueError(f"name must be lower-case letters, digits and '_', got {self.name!r}")
         if self.model not in MODEL_CLASSES:
             raise ValueError(f"model must be one of {tuple(MODEL_CLASSES)}, got {self.model!r}")
-        for key in ("epochs", "train_split", "seed"):
+        data = self.recipe.get("data", "mnist")
+        if data not in DATASETS:
+            raise ValueError(f"the recipe's data must be one of {tuple(DATASETS)}, got {data!r}")
+        for key in ("epochs", "seed", *DATASETS[data]):
             if key not in self.recipe:
                 raise ValueError(f"the recipe of {self.name!r} needs {key!r}")
-        if self.recipe.get("trainer", "fit") not in HISTORIES:
-            raise ValueError(f"the recipe's trainer must be one of {tuple(HISTORIES)}")
+        if self.recipe.get("trainer", "fit") not in TRAINERS:
+            raise ValueError(f"the recipe's trainer must be one of {tuple(TRAINERS)}")
         object.__setattr__(self, "config", _frozen(dict(self.config)))
         object.__setattr__(self, "recipe", _frozen(dict(self.recipe)))
         with torch.random.fork_rng(devices=[]):
@@ -152,8 +167,14 @@ class ZooEntry:
         return model_class(config_class(**_plain(self.config)))
 
     @property
+    def data(self) -> str:
+        """``"mnist"`` or ``"ring"``: what the model is trained on (:data:`DATASETS`)."""
+        return str(self.recipe.get("data", "mnist"))
+
+    @property
     def trainer(self) -> str:
-        """``"fit"``, ``"gan"``, ``"rbm"`` or ``"classifier"``: which training loop."""
+        """``"fit"``, ``"gan"``, ``"rbm"`` or ``"classifier"``: which step the loop runs
+        (:data:`TRAINERS`)."""
         return str(self.recipe.get("trainer", "fit"))
 
     def fingerprint(self) -> str:
@@ -171,8 +192,7 @@ class ZooRecord:
 
     Attributes:
         name: the entry's name.
-        history: the training run's history, every epoch: a :class:`vae_lib.History`, or the
-            GAN's, RBM's or classifier's own history type.
+        history: the training run's :class:`vae_lib.History`, every epoch.
         metrics: measured numbers, each ``{"value": ..., "protocol": ...}``.
         training: wall time in seconds, hardware, thread count, torch and Python versions, date.
         parameters: number of trained parameters.
@@ -223,28 +243,21 @@ def _book_entries() -> Mapping[str, ZooEntry]:
             "VAE",
             r.MNIST_VAE_CONFIG,
             r.MNIST_VAE_TRAINING,
-            "the training chapter's MLP VAE, 784-400-400-32, ELU (chapter 5)",
-        ),
-        _from_library(
-            "mnist_vae_long",
-            "VAE",
-            r.MNIST_VAE_CONFIG,
-            {**r.MNIST_VAE_TRAINING, "epochs": 400, "kl_warmup_epochs": 10},
-            "the training chapter's MLP VAE trained to convergence: 400 epochs, KL warm-up",
+            "the book's MLP VAE, 784-400-400-32, ELU, 400 epochs (chapter 5)",
         ),
         _from_library(
             "mnist_conv_vae",
             "ConvVAE",
             r.MNIST_CONV_VAE_CONFIG,
             r.MNIST_CONV_VAE_TRAINING,
-            "the convolutional VAE, 8 and 16 channels (chapter 5)",
+            "the convolutional VAE, 32 and 64 channels, 100 epochs (chapter 5)",
         ),
         _from_library(
             "mnist_gan",
             "GAN",
             gan.MNIST_GAN_CONFIG,
             gan.MNIST_GAN_TRAINING,
-            "the comparison chapter's MLP GAN (chapter 6)",
+            "the comparison chapter's GAN, a DCGAN with 64 and 128 channels (chapter 6)",
             trainer="gan",
         ),
         _from_library(
@@ -260,7 +273,7 @@ def _book_entries() -> Mapping[str, ZooEntry]:
             "DigitClassifier",
             classifier.CLASSIFIER_CONFIG,
             classifier.CLASSIFIER_TRAINING,
-            "the digit classifier behind sample checks and Frechet distances (chapters 5, 6)",
+            "the digit classifier (a small CNN) behind sample checks and Frechet distances",
             trainer="classifier",
         ),
         _from_library(
@@ -284,6 +297,39 @@ def _book_entries() -> Mapping[str, ZooEntry]:
             r.COMPARISON_TRAINING,
             "the comparison chapter's denoising autoencoder, 25% masking (chapter 6)",
         ),
+        _from_library(
+            "ring_vae",
+            "VAE",
+            r.RING_VAE_CONFIG,
+            r.RING_VAE_TRAINING,
+            "a VAE of the ring x = g(z), 2-128-128-2, Gaussian decoder (chapter 1)",
+        ),
+        _from_library(
+            "mnist_vae_2d",
+            "VAE",
+            r.TWO_D_VAE_CONFIG,
+            r.TWO_D_TRAINING,
+            "a VAE with a 2-D latent space, 784-256-256-2, ELU (chapter 5)",
+        ),
+        _from_library(
+            "mnist_autoencoder_2d",
+            "Autoencoder",
+            r.TWO_D_AE_CONFIG,
+            r.TWO_D_TRAINING,
+            "its deterministic twin, an autoencoder with a 2-D code (chapter 5)",
+        ),
+        *(
+            _from_library(
+                r.beta_vae_name(beta, free_bits),
+                "VAE",
+                r.BETA_VAE_CONFIG,
+                {**r.BETA_TRAINING, "beta": beta, "free_bits": free_bits},
+                f"the beta sweep's VAE, 784-256-16, beta = {beta:g}"
+                + (f", free bits {free_bits:g} nats" if free_bits else "")
+                + " (chapter 5)",
+            )
+            for beta, free_bits in (*((b, 0.0) for b in r.BETAS), r.FREE_BITS_RUN)
+        ),
     )
 
 
@@ -298,15 +344,21 @@ def entry(name: str) -> ZooEntry:
     return ENTRIES[name]
 
 
-def quick_metric(model: nn.Module) -> float:
-    """The quick metric of ``model`` (:data:`QUICK_METRICS`, by the kind of model), on the CPU."""
-    grey = load_mnist("test").images[:500]
+def quick_metric(model: nn.Module, data: str = "mnist") -> float:
+    """The quick metric of ``model`` (:data:`QUICK_METRICS`, by the kind of model and the
+    ``data`` it models), computed on the CPU."""
+    if data not in DATASETS:
+        raise ValueError(f"data must be one of {tuple(DATASETS)}, got {data!r}")
     device = next(model.parameters()).device
     was_training = model.training
     model.cpu().eval()
     generator = torch.Generator().manual_seed(0)
     try:
         with torch.no_grad():
+            if data == "ring":
+                points = sample_ring(500, generator=torch.Generator().manual_seed(0))
+                return evaluate_elbo(model, points, generator=generator)["elbo"]
+            grey = load_mnist("test").images[:500]
             if isinstance(model, GAN):
                 fake = model.sample(500, generator=generator)
                 value = (model.discriminate(grey).mean() - model.discriminate(fake).mean()).item()
@@ -325,7 +377,9 @@ def quick_metric(model: nn.Module) -> float:
     return value
 
 
-def _quick_protocol(model: nn.Module) -> str:
+def _quick_protocol(model: nn.Module, data: str = "mnist") -> str:
+    if data == "ring":
+        return QUICK_METRICS["ring"]
     for kind, cls in (("gan", GAN), ("rbm", RBM), ("classifier", DigitClassifier)):
         if isinstance(model, cls):
             return QUICK_METRICS[kind]
@@ -377,10 +431,9 @@ def _check_entry_matches(e: ZooEntry, info: Mapping[str, Any], where: Path) -> N
 
 
 def _record(name: str, info: Mapping[str, Any], source: str) -> ZooRecord:
-    history_type = HISTORIES[entry(name).trainer]
     return ZooRecord(
         name=name,
-        history=history_type.from_dict(info["history"]),
+        history=History.from_dict(info["history"]),
         metrics=dict(info.get("metrics", {})),
         training=dict(info.get("training", {})),
         parameters=int(info.get("parameters", 0)),
@@ -448,11 +501,23 @@ def _hardware() -> dict[str, Any]:
     }
 
 
-#: The protocol of :func:`test_nll`, as stored in the manifest.
+#: The protocol of :func:`test_nll` with its defaults, as stored in the manifest.
 NLL_PROTOCOL = (
     "-L_5000, the IWAE bound with k = 5000 importance samples, on all 10,000 MNIST test "
     "images statically binarized with seed 0 (Burda et al., 2015), in nats per image"
 )
+
+
+def nll_metric(k: int = 5000, n: int = 10_000) -> tuple[str, str]:
+    """The manifest's name for the test NLL measured with ``k`` samples on the first ``n``
+    test images (``"nll"`` for the papers' protocol, else ``"nll_k{k}_n{n}"``), and its
+    protocol in words."""
+    if (k, n) == (5000, 10_000):
+        return "nll", NLL_PROTOCOL
+    return f"nll_k{k}_n{n}", (
+        f"-L_{k}, the IWAE bound with k = {k} importance samples, on the first {n:,} MNIST "
+        "test images statically binarized with seed 0, in nats per image"
+    )
 
 
 def test_nll(
@@ -483,6 +548,76 @@ def test_nll(
     return -log_px.mean().item(), log_px.std().item() / len(log_px) ** 0.5 if n > 1 else 0.0
 
 
+def _training_data(recipe: dict[str, Any]) -> tuple[torch.Tensor, ...]:
+    """``(train_x, train_y, val_x, val_y)`` that a recipe names (labels and validation data
+    ``None`` where it has none); pops the data keys from ``recipe``."""
+    data = recipe.pop("data", "mnist")
+    if data == "ring":
+        n, seed = int(recipe.pop("n_train")), int(recipe.pop("data_seed"))
+        return sample_ring(n, generator=torch.Generator().manual_seed(seed)), None, None, None
+    train_split, val_split = recipe.pop("train_split"), recipe.pop("val_split", None)
+    train = load_mnist(train_split)
+    val = load_mnist(val_split) if val_split else None
+    if val is None:
+        return train.images, train.labels, None, None
+    return train.images, train.labels, val.images, val.labels
+
+
+#: The protocols of :func:`measure`'s metrics for the models without a tractable bound.
+MEASURE_PROTOCOLS: Mapping[str, str] = MappingProxyType(
+    {
+        "nll_ais": "-log p(v) on all 10,000 MNIST test images statically binarized with seed 0, "
+        "log Z by annealed importance sampling: 100 runs, 10,000 inverse temperatures spaced "
+        "linearly, the base-rate RBM of the binarized training images as the start "
+        "(Salakhutdinov & Murray, 2008), CPU generator seeded 0; nats per image",
+        "frechet": "Frechet distance between the digit classifier's features of 10,000 samples "
+        "(CPU generator seeded 0) and of the 10,000 grey MNIST test images",
+        "test_accuracy": "accuracy on all 10,000 grey MNIST test images, a fraction",
+    }
+)
+
+
+def measure(name: str, model: nn.Module, *, progress: bool = True) -> dict[str, dict[str, Any]]:
+    """The slow metrics of a model that has no test NLL bound of its own, by kind: an RBM's
+    AIS log-likelihood, a GAN's classifier Fréchet distance, a classifier's test accuracy
+    (:data:`MEASURE_PROTOCOLS`); ``{}`` for other models. Minutes on a CPU at most."""
+    from .classifier import accuracy
+    from .frechet import classifier_frechet_distance
+    from .rbm import ais_log_partition, base_rate_visible_bias
+
+    model = model.cpu().eval()
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        if isinstance(model, RBM):
+            train = load_mnist("train", binarize="static", seed=0).images
+            test = load_mnist("test", binarize="static", seed=0).images
+            ais = ais_log_partition(
+                model,
+                n_runs=100,
+                n_betas=10_000,
+                base_visible_bias=base_rate_visible_bias(train),
+                generator=generator,
+                progress=progress,
+            )
+            log_px = model.log_likelihood(test, ais.log_z)
+            value = -log_px.mean().item()
+            extra = {"log_z": ais.log_z, "log_z_std": ais.log_z_std}
+            return {"nll_ais": {"value": value, **extra, "protocol": MEASURE_PROTOCOLS["nll_ais"]}}
+        if isinstance(model, GAN):
+            classifier, _ = load("digit_classifier", "cpu")
+            samples = model.sample(10_000, generator=generator)
+            test = load_mnist("test").images
+            value = classifier_frechet_distance(classifier, samples, test)
+            return {"frechet": {"value": value, "protocol": MEASURE_PROTOCOLS["frechet"]}}
+        if isinstance(model, DigitClassifier):
+            test = load_mnist("test")
+            value = accuracy(model, test.images, test.labels)
+            return {
+                "test_accuracy": {"value": value, "protocol": MEASURE_PROTOCOLS["test_accuracy"]}
+            }
+    return {}
+
+
 def train_entry(
     e: ZooEntry,
     weights_path: Path,
@@ -493,45 +628,28 @@ def train_entry(
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Train ``e`` with its recipe, save its float32 weights to ``weights_path``.
 
-    ``checkpoint`` makes a :func:`vae_lib.fit` run resumable (the GAN's, RBM's and classifier's
-    loops, each a few minutes, restart from scratch). Returns the trained model (eval mode) and
-    its manifest entry (metrics include the quick metric).
+    ``checkpoint`` makes the run resumable (:func:`vae_lib.train_loop`). Returns the trained
+    model (eval mode) and its manifest entry (metrics include the quick metric).
     """
     recipe = _plain(e.recipe)
     seed = int(recipe.pop("seed"))
     trainer = recipe.pop("trainer", "fit")
-    train_split, val_split = recipe.pop("train_split"), recipe.pop("val_split", None)
+    train_x, train_y, val_x, val_y = _training_data(recipe)
     with torch.random.fork_rng(devices=[]):  # the caller's random state is left alone
         torch.manual_seed(seed)  # the initial weights
         model = e.build()
     model.to(device if device is not None else "cpu")
-    train = load_mnist(train_split)
-    val = load_mnist(val_split) if val_split else None
     started = time.strftime("%Y-%m-%d")
-    common = {"seed": seed, "progress": progress, **recipe}
+    common = {"seed": seed, "progress": progress, "checkpoint": checkpoint, **recipe}
     with torch.random.fork_rng(devices=[]):  # dropout draws from the global generator
         torch.manual_seed(seed)
-        if trainer == "gan":
-            history = fit_gan(model, train.images, **common)
-        elif trainer == "rbm":
-            history = fit_rbm(model, train.images, val_x=val.images if val else None, **common)
-        elif trainer == "classifier":
-            history = fit_classifier(
-                model,
-                train.images,
-                train.labels,
-                val_x=val.images if val else None,
-                val_y=val.labels if val else None,
-                **common,
-            )
+        if trainer == "classifier":
+            common.update(val_y=val_y)
+            history = fit_classifier(model, train_x, train_y, val_x=val_x, **common)
+        elif trainer == "gan":
+            history = fit_gan(model, train_x, **common)
         else:
-            history = fit(
-                model,
-                train.images,
-                val_x=val.images if val else None,
-                checkpoint=checkpoint,
-                **common,
-            )
+            history = TRAINERS[trainer](model, train_x, val_x=val_x, **common)
     model.cpu().eval()
     state = {k: v.detach().to(torch.float32).contiguous() for k, v in model.state_dict().items()}
     weights_path.parent.mkdir(parents=True, exist_ok=True)
@@ -540,7 +658,7 @@ def train_entry(
     os.replace(tmp, weights_path)
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)  # only needed to resume an interrupted run
-    value = quick_metric(model)
+    value = quick_metric(model, e.data)
     info = {
         "file": weights_path.name,
         "sha256": _sha256(weights_path),
@@ -551,7 +669,7 @@ def train_entry(
         "config": _plain(e.config),
         "recipe": _plain(e.recipe),
         "fingerprint": e.fingerprint(),
-        "metrics": {"quick": {"value": value, "protocol": _quick_protocol(model)}},
+        "metrics": {"quick": {"value": value, "protocol": _quick_protocol(model, e.data)}},
         "training": {
             "seconds": round(history.total_seconds, 1),
             "epochs": len(history.epoch),
@@ -611,23 +729,43 @@ def _retrained(e: ZooEntry, progress: bool, device: torch.device) -> tuple[nn.Mo
     return model, _record(e.name, info, "retrained")
 
 
+def _measured(metrics: Mapping[str, Any]) -> str:
+    """The slow metrics of a manifest entry, short (the protocols are in the manifest)."""
+    parts = []
+    for key, m in metrics.items():
+        value = m.get("value")
+        if key == "quick" or value is None or not math.isfinite(value):
+            continue
+        if key.startswith("nll_k"):
+            parts.append(f"NLL {value:.2f} (k={m['k']}, first {m['n']:,} test images)")
+        elif key == "nll":
+            parts.append(f"NLL {value:.2f} (k=5000, all test images)")
+        elif key == "nll_ais":
+            parts.append(f"NLL {value:.2f} (AIS)")
+        elif key == "frechet":
+            parts.append(f"Frechet distance {value:.2f}")
+        elif key == "test_accuracy":
+            parts.append(f"test accuracy {value:.2%}")
+    return "; ".join(parts) or "not measured"
+
+
 def table(manifest: Mapping[str, Any] | None = None) -> str:
     """The manifest as a Markdown table: model, parameters, MB, training time, metrics."""
     manifest = manifest if manifest is not None else read_manifest()
     rows = [
-        "| model | parameters | MB | epochs | training time | quick metric | test NLL (nats) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| model | parameters | MB | epochs | training time | quick metric | measured |",
+        "|---|---:|---:|---:|---:|---:|---|",
     ]
     for name, info in manifest["models"].items():
         t = info["training"]
-        nll = info["metrics"].get("nll", {}).get("value")
         rows.append(
             f"| {name} | {info['parameters']:,} | {info['bytes'] / 1e6:.1f} | {t['epochs']} | "
             f"{t['seconds'] / 60:.1f} min ({t['threads']} thread{'s' * (t['threads'] != 1)}, "
             f"{t['cpu']}) | "
-            f"{info['metrics']['quick']['value']:.2f} | "
-            f"{'not measured' if nll is None or not math.isfinite(nll) else f'{nll:.2f}'} |"
+            f"{info['metrics']['quick']['value']:.2f} | {_measured(info['metrics'])} |"
         )
+    total = sum(info["bytes"] for info in manifest["models"].values())
+    rows.append(f"| **all {len(manifest['models'])}** | | **{total / 1e6:.1f}** | | | | |")
     return "\n".join(rows)
 
 
@@ -635,16 +773,19 @@ __all__ = [
     "ENTRIES",
     "MANIFEST_PATH",
     "NLL_PROTOCOL",
+    "nll_metric",
     "MODEL_CLASSES",
     "QUICK_METRIC",
     "QUICK_METRICS",
-    "HISTORIES",
+    "TRAINERS",
     "WEIGHTS_DIR",
     "ZooEntry",
     "ZooError",
     "ZooRecord",
     "entry",
     "load",
+    "measure",
+    "MEASURE_PROTOCOLS",
     "quick_metric",
     "read_manifest",
     "table",

@@ -1,0 +1,187 @@
+"""The one training loop (vae_lib.loop): its History, and resumable runs of every trainer that
+plugs into it, bit-identical to uninterrupted ones."""
+
+import json
+
+import pytest
+import torch
+
+import vae_lib as V
+from vae_lib import classifier as C
+from vae_lib import gan as G
+from vae_lib import loop as L
+from vae_lib import rbm as R
+
+
+# -- History ---------------------------------------------------------------------------------
+def test_history_reads_curves_as_attributes_and_round_trips_through_json():
+    h = V.History(epoch=[1, 2], train_elbo=[-120.0, -110.5], seconds=[3.0, 2.5], settings={"a": 1})
+    assert h.train_elbo == [-110.5 + -9.5, -110.5] and h.total_seconds == 5.5
+    again = V.History.from_dict(json.loads(json.dumps(h.to_dict())))
+    assert again == h and again.curves == {"train_elbo": [-120.0, -110.5]}
+    assert again.settings == {"a": 1}
+    assert h != V.History(epoch=[1, 2], train_elbo=[-120.0, -110.0], seconds=[3.0, 2.5])
+
+
+def test_history_names_its_curves_when_one_is_missing():
+    h = V.History(train_loss=[0.5])
+    with pytest.raises(AttributeError, match=r"no curve 'val_elbo'.*train_loss"):
+        h.val_elbo  # noqa: B018
+
+
+def test_history_append_adds_an_epoch_to_every_named_curve():
+    h = V.History(train_kl=[], val_kl=[])
+    h.append(1, 0.25, {"train_kl": 3.0, "val_kl": 2.0})
+    h.append(2, 0.5, {"train_kl": 4.0, "val_kl": 2.5})
+    assert h.epoch == [1, 2] and h.seconds == [0.25, 0.5]
+    assert h.train_kl == [3.0, 4.0] and h.val_kl == [2.0, 2.5]
+
+
+def test_every_trainer_returns_the_one_history_type(mnist_small):
+    x, y = mnist_small[0][:64], torch.arange(64) % 10
+    histories = [
+        V.fit(V.VAE(V.VAEConfig(hidden_dims=(8,), latent_dim=2)), x, epochs=1, progress=False),
+        G.fit_gan(
+            G.GAN(G.GANConfig(latent_dim=4, generator_hidden=(8,))), x, epochs=1, progress=False
+        ),
+        R.fit_rbm(R.RBM(R.RBMConfig(n_hidden=8)), x, epochs=1, progress=False),
+        C.fit_classifier(
+            C.DigitClassifier(C.ClassifierConfig(hidden_dims=(8,))), x, y, epochs=1, progress=False
+        ),
+    ]
+    assert all(type(h) is V.History for h in histories)
+    assert [sorted(h.curves) for h in histories[1:]] == [
+        sorted(G.GAN_CURVES),
+        sorted(R.RBM_CURVES),
+        sorted(C.CLASSIFIER_CURVES),
+    ]
+
+
+# -- resumable runs of every trainer ---------------------------------------------------------
+class Interrupt(Exception):
+    """Raised by a step to simulate a run stopped part-way (Ctrl-C, the session ending)."""
+
+
+def _interrupting(monkeypatch, after_steps: int) -> None:
+    """Make :func:`vae_lib.loop.train_loop` raise after ``after_steps`` steps."""
+    real = L.train_loop
+
+    def wrapped(state, history, *, step, **kwargs):
+        count = {"n": 0}
+
+        def counted(*args):
+            count["n"] += 1
+            if count["n"] > after_steps:
+                raise Interrupt
+            return step(*args)
+
+        return real(state, history, step=counted, **kwargs)
+
+    for module in (L, V.training, G, R, C):
+        monkeypatch.setattr(module, "train_loop", wrapped, raising=False)
+
+
+def _runs(x, y):
+    """Each trainer on a tiny model: ``name -> run(checkpoint) -> (model, history)``."""
+
+    def gan(path):
+        torch.manual_seed(0)
+        model = G.GAN(G.GANConfig(latent_dim=4, generator_hidden=(16,), discriminator_hidden=(16,)))
+        return model, G.fit_gan(
+            model,
+            x,
+            epochs=3,
+            batch_size=32,
+            lr_schedule="cosine",
+            binarize="dynamic",
+            progress=False,
+            seed=1,
+            checkpoint=path,
+            checkpoint_seconds=0.0,
+        )
+
+    def rbm(path):
+        torch.manual_seed(0)
+        model = R.RBM(R.RBMConfig(n_hidden=12))
+        return model, R.fit_rbm(
+            model,
+            x,
+            epochs=3,
+            batch_size=32,
+            k=2,
+            val_x=x[:50],
+            lr_schedule="cosine",
+            progress=False,
+            seed=2,
+            checkpoint=path,
+            checkpoint_seconds=0.0,
+        )
+
+    def classifier(path):
+        torch.manual_seed(0)
+        model = C.DigitClassifier(C.ClassifierConfig(hidden_dims=(16,)))
+        return model, C.fit_classifier(
+            model,
+            x,
+            y,
+            epochs=3,
+            batch_size=32,
+            val_x=x[:50],
+            val_y=y[:50],
+            binarize_fraction=0.5,
+            max_shift=1,
+            progress=False,
+            seed=3,
+            checkpoint=path,
+            checkpoint_seconds=0.0,
+        )
+
+    return {"gan": gan, "rbm": rbm, "classifier": classifier}
+
+
+@pytest.mark.parametrize("name", ["gan", "rbm", "classifier"])
+def test_every_trainer_resumes_an_interrupted_run_to_the_same_bits(
+    name, mnist_small, tmp_path, monkeypatch
+):
+    x, y = mnist_small[0][:128], torch.arange(128) % 10  # 4 steps per epoch
+    run = _runs(x, y)[name]
+    whole, whole_history = run(None)
+    path = tmp_path / f"{name}.pt"
+    with monkeypatch.context() as m:
+        _interrupting(m, after_steps=9)  # in epoch 3, after two finished epochs
+        with pytest.raises(Interrupt):
+            run(path)
+    assert torch.load(path, weights_only=True)["epoch"] == 2
+    resumed, history = run(path)
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert history.epoch == [1, 2, 3]
+    assert history.curves == whole_history.curves
+
+
+def test_the_rbm_checkpoint_keeps_its_persistent_chains(mnist_small, tmp_path):
+    x = mnist_small[0][:64]
+    path = tmp_path / "rbm.pt"
+    R.fit_rbm(
+        R.RBM(R.RBMConfig(n_hidden=8)),
+        x,
+        epochs=1,
+        batch_size=32,
+        n_chains=5,
+        progress=False,
+        checkpoint=path,
+    )
+    chain = torch.load(path, weights_only=True)["tensors"]["chain"]
+    assert chain.shape == (5, 1, 28, 28) and set(chain.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_an_old_format_checkpoint_is_refused_with_advice(mnist_small, tmp_path):
+    x = mnist_small[0][:64]
+    path = tmp_path / "run.pt"
+    model = V.VAE(V.VAEConfig(hidden_dims=(8,), latent_dim=2))
+    V.fit(model, x, epochs=1, progress=False, checkpoint=path)
+    state = torch.load(path, weights_only=True)
+    state["format"] = 1
+    torch.save(state, path)
+    with pytest.raises(ValueError, match="another version of vae_lib.*delete it"):
+        V.fit(model, x, epochs=1, progress=False, checkpoint=path)
