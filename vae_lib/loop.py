@@ -6,7 +6,6 @@ resumable checkpoints. :func:`vae_lib.fit` (VAEs and autoencoders), :func:`vae_l
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -390,8 +389,3 @@ def train_loop(
         bar.close()
     model.eval()
     return history
-
-
-def epochs_and_batches(n: int, batch_size: int) -> int:
-    """Minibatches per epoch for ``n`` examples (the last one may be smaller)."""
-    return math.ceil(n / batch_size)
