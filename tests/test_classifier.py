@@ -273,7 +273,8 @@ def test_digit_classifier_is_the_zoo_entry_of_the_library_constants():
     e = zoo.entry("digit_classifier")
     assert e.trainer == "classifier" and e.build().config == C.CLASSIFIER_CONFIG
     assert dict(e.recipe) == {**C.CLASSIFIER_TRAINING, "trainer": "classifier", "seed": 0}
-    model, history = C.digit_classifier("cpu", progress=False)
+    model, record = zoo.load("digit_classifier", "cpu", progress=False)
+    history = record.history
     assert isinstance(model, C.DigitClassifier) and not model.training
     assert model.config == C.CLASSIFIER_CONFIG
     assert isinstance(history, V.History)

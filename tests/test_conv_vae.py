@@ -51,3 +51,29 @@ def test_conv_vae_trains_a_step():
 def test_conv_config_rejects_bad_values(kwargs):
     with pytest.raises(ValueError):
         V.ConvVAEConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("hidden_dim", 2.5),
+        ("latent_dim", "4"),
+        ("latent_dim", True),
+        ("channels", "32"),
+        ("input_shape", "1,28,28"),
+        ("obs_std", "1"),
+    ],
+)
+def test_config_fields_of_the_wrong_type_are_refused_by_name(field, value):
+    with pytest.raises(ValueError, match=f"^{field} must be"):
+        V.ConvVAEConfig(**{field: value})
+
+
+def test_extra_leading_batch_dimensions_give_one_elbo_per_example():
+    torch.manual_seed(0)
+    m = V.ConvVAE(V.ConvVAEConfig(input_shape=(1, 8, 8), channels=(4, 8), hidden_dim=16))
+    x = (torch.rand(2, 3, 1, 8, 8) > 0.5).float()
+    out = m(x, generator=torch.Generator().manual_seed(1))
+    flat = m(x.reshape(6, 1, 8, 8), generator=torch.Generator().manual_seed(1))
+    assert out.elbo.shape == (2, 3)
+    torch.testing.assert_close(out.elbo, flat.elbo.reshape(2, 3))

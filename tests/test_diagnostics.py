@@ -173,9 +173,18 @@ def test_rate_distortion_rejects_bad_arguments(vae, x, kwargs, match):
 
 
 def test_bad_data_is_rejected(vae, x):
-    with pytest.raises(ValueError, match="N >= 1"):
+    with pytest.raises(ValueError, match="at least one example"):
         kl_per_dimension(vae, x[:0])
     with pytest.raises(ValueError, match="floating-point"):
         active_units(vae, x.long())
     with pytest.raises(ValueError, match="batch_size"):
         kl_per_dimension(vae, x, batch_size=1.5)
+
+
+@pytest.mark.parametrize("function", ["rate_distortion", "kl_per_dimension", "active_units"])
+def test_data_with_two_batch_dimensions_is_refused_not_grouped(function):
+    torch.manual_seed(0)
+    m = V.VAE(V.VAEConfig(input_shape=(1, 6, 6), hidden_dims=(16,), latent_dim=2))
+    x = (torch.rand(3, 3, 1, 6, 6) > 0.5).float()
+    with pytest.raises(ValueError, match=r"x has shape \(3, 3, 1, 6, 6\); expected \(N, 1, 6, 6\)"):
+        getattr(V, function)(m, x)

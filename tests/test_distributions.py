@@ -332,3 +332,42 @@ def test_likelihoods_take_the_data_first_and_catch_the_old_order():
     # place are refused instead of silently giving another number
     with pytest.raises(ValueError, match="x"):
         V.bernoulli_log_likelihood(logits, x)
+
+
+# -- the reliability review's probes (issue 13) --------------------------------------------------
+@pytest.mark.parametrize("n", [2.7, "3", True, 0])
+def test_reparameterize_sample_counts_must_be_ints(n):
+    with pytest.raises(ValueError, match="^n_samples must be an int >= 1"):
+        V.reparameterize(torch.zeros(2, 3), torch.zeros(2, 3), n_samples=n)
+
+
+def test_reparameterize_names_a_bad_generator():
+    with pytest.raises(ValueError, match="generator must be a torch.Generator"):
+        V.reparameterize(torch.zeros(2, 3), torch.zeros(2, 3), generator=7)
+
+
+@pytest.mark.parametrize(
+    "logvar, match",
+    [
+        (torch.zeros(3), r"logvar \(3,\) does not broadcast"),
+        ("a", "logvar must be a finite number"),
+        (torch.zeros(4, dtype=torch.long), "logvar must be a floating-point tensor"),
+    ],
+)
+def test_gaussian_log_likelihood_names_a_bad_logvar(logvar, match):
+    with pytest.raises(ValueError, match=match):
+        V.gaussian_log_likelihood(torch.zeros(2, 4), torch.zeros(2, 4), logvar)
+
+
+@pytest.mark.parametrize(
+    "values, dim, match",
+    [
+        (torch.tensor(1.0), 0, "dim=0 is not a dimension of log_values"),
+        (torch.zeros(3), 5, "dim=5 is not a dimension"),
+        (torch.zeros(3), [0], "dim must be an int"),
+        ([0.0, 1.0], 0, "log_values must be a torch.Tensor"),
+    ],
+)
+def test_log_mean_exp_names_bad_arguments(values, dim, match):
+    with pytest.raises(ValueError, match=match):
+        V.log_mean_exp(values, dim)

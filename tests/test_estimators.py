@@ -216,3 +216,45 @@ def test_iwae_bound_builds_no_graph():
     model = V.VAE(V.VAEConfig(hidden_dims=(8,), latent_dim=2))
     x = (torch.rand(3, 1, 28, 28) > 0.5).float()
     assert not V.iwae_bound(model, x, 4).requires_grad
+
+
+# -- the reliability review's probes (issue 13) --------------------------------------------------
+@pytest.mark.parametrize("k", [float("nan"), float("inf"), 5.0, None])
+def test_iwae_k_must_be_an_int(k):
+    m = V.VAE(V.VAEConfig(input_shape=(4,), hidden_dims=(8,), latent_dim=2, likelihood="gaussian"))
+    with pytest.raises(ValueError, match="^k must be an int >= 1"):
+        V.iwae_bound(m, torch.zeros(3, 4), k)
+
+
+def test_iwae_k_may_be_a_numpy_or_tensor_int():
+    import numpy as np
+
+    m = V.VAE(V.VAEConfig(input_shape=(4,), hidden_dims=(8,), latent_dim=2, likelihood="gaussian"))
+    assert V.iwae_bound(m, torch.zeros(3, 4), np.int64(5)).shape == (3,)
+    assert V.iwae_bound(m, torch.zeros(3, 4), torch.tensor(5)).shape == (3,)
+
+
+@pytest.mark.parametrize("max_elements", ["big", 0, -5, 1.5])
+def test_max_elements_must_be_a_positive_int(max_elements):
+    m = V.VAE(V.VAEConfig(input_shape=(4,), hidden_dims=(8,), latent_dim=2, likelihood="gaussian"))
+    with pytest.raises(ValueError, match="^max_elements must be an int >= 1"):
+        V.iwae_bound(m, torch.zeros(3, 4), 5, max_elements=max_elements)
+    with pytest.raises(ValueError, match="^max_elements must be an int >= 1"):
+        V.naive_log_px(m, torch.zeros(3, 4), 5, max_elements=max_elements)
+
+
+def test_estimators_name_a_bad_generator():
+    m = V.VAE(V.VAEConfig(input_shape=(4,), hidden_dims=(8,), latent_dim=2, likelihood="gaussian"))
+    for estimator in (V.iwae_bound, V.naive_log_px):
+        with pytest.raises(ValueError, match="generator must be a torch.Generator"):
+            estimator(m, torch.zeros(3, 4), 5, generator="x")
+
+
+def test_effective_sample_size_of_all_zero_weights_is_an_error_not_nan():
+    with pytest.raises(ValueError, match="every weight is zero"):
+        V.effective_sample_size(torch.full((5, 2), -math.inf))
+    with pytest.raises(ValueError, match="NaN"):
+        V.effective_sample_size(torch.tensor([0.0, float("nan")]))
+    # one zero weight among others is fine
+    ess = V.effective_sample_size(torch.tensor([0.0, 0.0, -math.inf]))
+    assert ess.item() == pytest.approx(2.0)

@@ -6,6 +6,7 @@ import torch
 
 from vae_lib.classifier import ClassifierConfig, DigitClassifier
 from vae_lib.frechet import (
+    classifier_features,
     classifier_frechet_distance,
     frechet_distance,
     gaussian_frechet_distance,
@@ -83,6 +84,24 @@ def test_classifier_frechet_distance_uses_the_feature_layer():
     assert classifier_frechet_distance(clf, x, x) == pytest.approx(0.0, abs=1e-6)
 
 
+def test_classifier_features_are_the_feature_layer_in_eval_mode_in_any_chunks():
+    torch.manual_seed(0)
+    clf = DigitClassifier(ClassifierConfig(input_shape=(1, 6, 6), hidden_dims=(16, 8)))
+    x = torch.rand(50, 1, 6, 6, generator=torch.Generator().manual_seed(4))
+    clf.train()
+    f = classifier_features(clf, x, batch_size=7)
+    assert clf.training, "the classifier's mode is restored"
+    clf.eval()
+    with torch.no_grad():
+        expected = clf.features(x)
+    assert f.shape == (50, 8) and not f.requires_grad
+    torch.testing.assert_close(f, expected)
+    with pytest.raises(ValueError, match="batch_size"):
+        classifier_features(clf, x, batch_size=0)
+    with pytest.raises(ValueError, match="features"):
+        classifier_features(torch.nn.Linear(36, 2), x)
+
+
 @pytest.mark.parametrize(
     "a, b, match",
     [
@@ -99,3 +118,16 @@ def test_bad_input(a, b, match):
 def test_gaussian_shapes_are_checked():
     with pytest.raises(ValueError, match="shapes disagree"):
         gaussian_frechet_distance(torch.zeros(2), torch.eye(3), torch.zeros(2), torch.eye(2))
+
+
+# -- the reliability review's probes (issue 13) --------------------------------------------------
+def test_a_covariance_that_is_not_positive_semi_definite_is_refused():
+    with pytest.raises(ValueError, match="cov1 is not positive semi-definite"):
+        gaussian_frechet_distance(torch.zeros(2), -torch.eye(2), torch.zeros(2), torch.eye(2))
+
+
+def test_nan_features_are_refused():
+    bad = torch.randn(10, 3)
+    bad[2, 1] = float("nan")
+    with pytest.raises(ValueError, match="holds NaN"):
+        frechet_distance(bad, torch.randn(10, 3))

@@ -78,6 +78,11 @@ def test_the_book_gan_is_a_dcgan_of_the_stated_shapes():
         (c.in_channels, c.out_channels) for c in m.discriminator if isinstance(c, torch.nn.Conv2d)
     ]
     assert convs == [(1, 64), (64, 128)]
+    # every layer of the discriminator is spectrally normalised, and it has no batch norm
+    weighted = [layer for layer in m.discriminator if hasattr(layer, "weight")]
+    assert len(weighted) == 3
+    assert all(torch.nn.utils.parametrize.is_parametrized(w, "weight") for w in weighted)
+    assert not any(isinstance(layer, torch.nn.BatchNorm2d) for layer in m.discriminator)
     z = torch.randn(5, 64)
     m.eval()
     x = m.generate(z)
@@ -121,9 +126,41 @@ def test_batch_norm_uses_batch_statistics_in_training_and_running_ones_in_eval()
 
 
 @pytest.mark.parametrize("bad", [1, "yes", None])
-def test_batch_norm_must_be_a_bool(bad):
-    with pytest.raises(ValueError, match="batch_norm"):
-        G.GANConfig(batch_norm=bad)
+@pytest.mark.parametrize("name", ["batch_norm", "spectral_norm"])
+def test_switches_must_be_bools(name, bad):
+    with pytest.raises(ValueError, match=name):
+        G.GANConfig(**{name: bad})
+
+
+@pytest.mark.parametrize("architecture", ["mlp", "conv"])
+def test_spectral_norm_gives_every_discriminator_layer_a_largest_singular_value_of_one(
+    architecture,
+):
+    config = G.GANConfig(
+        input_shape=(1, 8, 8),
+        latent_dim=3,
+        discriminator_hidden=(16, 8),
+        architecture=architecture,
+        channels=(4, 8),
+        spectral_norm=True,
+    )
+    torch.manual_seed(0)
+    m = G.GAN(config)
+    x = torch.rand(10, 1, 8, 8)
+    layers = [layer for layer in m.discriminator if hasattr(layer, "weight")]
+    assert len(layers) == 3
+    with torch.no_grad():  # weights far from norm one, so that the division shows
+        for layer in layers:
+            layer.parametrizations.weight.original.normal_()
+    m.train()
+    for _ in range(300):  # each forward pass in training mode is one power iteration
+        m.discriminate(x)
+    m.eval()
+    for layer in layers:
+        raw = layer.parametrizations.weight.original.detach().flatten(1)
+        assert torch.linalg.matrix_norm(raw, ord=2) > 2
+        sigma = torch.linalg.matrix_norm(layer.weight.detach().flatten(1), ord=2)
+        assert sigma.item() == pytest.approx(1.0, abs=1e-2)
 
 
 def test_shapes_and_output_range(x):
@@ -333,6 +370,40 @@ def test_fit_gan_history():
     assert V.History.from_dict(h.to_dict()) == h
 
 
+def test_generator_ema_is_the_moving_average_of_the_generators_trajectory(monkeypatch):
+    data = torch.rand(96, 1, 6, 6, generator=torch.Generator().manual_seed(0))
+    decay = 0.8
+    trajectory = []
+    step = G.gan_training_step
+
+    def recording_step(gan, *args, **kwargs):
+        out = step(gan, *args, **kwargs)
+        trajectory.append({k: v.clone() for k, v in gan.generator.state_dict().items()})
+        return out
+
+    plain = tiny(batch_norm=True)
+    start = {k: v.clone() for k, v in plain.generator.state_dict().items()}
+    with monkeypatch.context() as m:
+        m.setattr(G, "gan_training_step", recording_step)
+        G.fit_gan(plain, data, epochs=2, batch_size=32, progress=False, seed=3)
+    averaged = tiny(batch_norm=True)
+    h = G.fit_gan(
+        averaged, data, epochs=2, batch_size=32, progress=False, seed=3, generator_ema=decay
+    )
+    assert len(trajectory) == 6 and h.settings["generator_ema"] == decay
+    # the average, computed here step by step from the weights the plain run went through
+    expected = {k: v.double() for k, v in start.items() if v.is_floating_point()}
+    for weights_now in trajectory:
+        for k in expected:
+            expected[k] = decay * expected[k] + (1 - decay) * weights_now[k].double()
+    got = averaged.generator.state_dict()
+    for k, v in expected.items():
+        torch.testing.assert_close(got[k].double(), v, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(got["0.weight"], trajectory[-1]["0.weight"])
+    # averaging changes what is shipped, not the game: the discriminators are the same
+    assert same_weights(weights(plain.discriminator), weights(averaged.discriminator))
+
+
 def test_fit_gan_epoch_means_weight_batches_by_size(monkeypatch):
     # 3 batches of 4, 4 and 2 examples; fake steps return known numbers
     values = iter([1.0, 2.0, 4.0])
@@ -452,6 +523,8 @@ def test_bad_model_input_raises(call, match):
         ({"lr_schedule": "linear"}, "lr_schedule"),
         ({"binarize": "static"}, "binarize"),
         ({"seed": 1.5}, "seed"),
+        ({"generator_ema": 1.0}, "generator_ema"),
+        ({"generator_ema": 0.0}, "generator_ema"),
         ({"train_x": torch.rand(4, 36)}, "train_x has shape"),
         ({"train_x": torch.rand(0, 1, 6, 6)}, "at least one"),
         ({"train_x": torch.rand(4, 1, 6, 6) + 1, "binarize": "dynamic"}, r"\[0, 1\]"),
@@ -487,7 +560,8 @@ def test_mnist_gan_is_the_zoo_entry_of_the_library_constants():
     e = zoo.entry("mnist_gan")
     assert e.trainer == "gan" and e.build().config == G.MNIST_GAN_CONFIG
     assert zoo._plain(e.recipe) == zoo._plain({**G.MNIST_GAN_TRAINING, "trainer": "gan", "seed": 0})
-    model, history = G.mnist_gan("cpu", progress=False)
+    model, record = zoo.load("mnist_gan", "cpu", progress=False)
+    history = record.history
     assert isinstance(model, G.GAN) and not model.training
     assert model.config == G.MNIST_GAN_CONFIG
     assert isinstance(history, V.History)

@@ -155,7 +155,7 @@ def test_encode_mean_rejects_bad_arguments(vae, x):
         encode_mean(vae, x, batch_size=0)
     with pytest.raises(ValueError, match="floating-point"):
         encode_mean(vae, x.long())
-    with pytest.raises(ValueError, match="N >= 1"):
+    with pytest.raises(ValueError, match="at least one example"):
         encode_mean(vae, x[:0])
     with pytest.raises(ValueError, match="expected"):
         encode_mean(vae, x[0])  # one image of shape (1, 6, 6), not a batch

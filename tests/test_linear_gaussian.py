@@ -115,3 +115,13 @@ def test_elbo_rejects_ambiguous_arguments():
         model.elbo(x, mu)
     with pytest.raises(ValueError, match="exactly one"):
         model.elbo(x, mu, torch.eye(2), logvar=mu)
+
+
+def test_data_of_the_wrong_size_is_named_not_broadcast():
+    model = V.LinearGaussian(torch.ones(3, 2))
+    with pytest.raises(ValueError, match=r"x has shape \(2, 4\); expected \(\.\.\., data_dim=3\)"):
+        V.iwae_bound(model, torch.zeros(2, 4), 5)
+    with pytest.raises(ValueError, match="x has shape"):
+        model.exact_log_px(torch.zeros(2, 4))
+    with pytest.raises(ValueError, match=r"z has shape \(2, 5\)"):
+        model.decode(torch.zeros(2, 5))

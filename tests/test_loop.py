@@ -86,12 +86,16 @@ def _runs(x, y):
 
     def gan(path):
         torch.manual_seed(0)
-        model = G.GAN(G.GANConfig(latent_dim=4, generator_hidden=(16,), discriminator_hidden=(16,)))
+        config = G.GANConfig(
+            latent_dim=4, generator_hidden=(16,), discriminator_hidden=(16,), spectral_norm=True
+        )
+        model = G.GAN(config)
         return model, G.fit_gan(
             model,
             x,
             epochs=3,
             batch_size=32,
+            generator_ema=0.9,  # the averages are loop tensors: resumed too
             lr_schedule="cosine",
             binarize="dynamic",
             progress=False,

@@ -607,7 +607,8 @@ def test_mnist_rbm_is_the_zoo_entry_of_the_library_constants():
     e = zoo.entry("mnist_rbm")
     assert e.trainer == "rbm" and e.build().config == R.MNIST_RBM_CONFIG
     assert dict(e.recipe) == {**R.MNIST_RBM_TRAINING, "trainer": "rbm", "seed": 0}
-    model, history = R.mnist_rbm("cpu", progress=False)
+    model, record = zoo.load("mnist_rbm", "cpu", progress=False)
+    history = record.history
     assert isinstance(model, R.RBM) and not model.training
     assert model.config == R.MNIST_RBM_CONFIG
     assert isinstance(history, V.History)

@@ -115,3 +115,24 @@ def test_ring_histogram_agrees_with_its_density_and_not_with_a_wrong_one():
     assert tv < 0.02
     shifted = V.cell_probabilities(lambda p: V.ring_log_density(p - 0.2), 1.6, 40)
     assert V.total_variation(V.histogram_2d(x, 1.6, 40), shifted) > 0.3
+
+
+# -- the reliability review's probes (issue 13) --------------------------------------------------
+def test_nan_points_are_refused_rather_than_counted_outside():
+    x = torch.zeros(5, 2)
+    x[1, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN or infinite points"):
+        V.histogram_2d(x)
+
+
+def test_total_variation_refuses_nan():
+    p = torch.full((4,), 0.25)
+    with pytest.raises(ValueError, match="finite"):
+        V.total_variation(p, torch.tensor([0.25, float("nan"), 0.25, 0.25]))
+
+
+@pytest.mark.parametrize("kwargs", [{"extent": 0.0}, {"extent": "2"}, {"bins": 2.5}])
+def test_grid_arguments_are_named(kwargs):
+    name = next(iter(kwargs))
+    with pytest.raises(ValueError, match=f"^{name} must be"):
+        V.grid_edges(**kwargs)

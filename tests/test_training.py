@@ -407,3 +407,81 @@ def test_a_checkpoint_from_other_settings_is_refused(mnist_small, tmp_path):
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="could not be read"):
         V.fit(small_vae(), train_x, epochs=1, progress=False, checkpoint=path)
+
+
+# -- the reliability review's probes (issue 13): named errors, raised before any step ----------
+def gaussian_vae():
+    torch.manual_seed(0)
+    return V.VAE(
+        V.VAEConfig(input_shape=(4,), hidden_dims=(8,), latent_dim=2, likelihood="gaussian")
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"seed": 1.5}, "seed must be an int"),
+        ({"seed": "0"}, "seed must be an int"),
+        ({"seed": None}, "seed must be an int"),
+        ({"seed": 2**64}, "seed must be an int"),
+        ({"lr": "0.1"}, "lr must be a finite number > 0"),
+        ({"lr": float("inf")}, "lr must be a finite number > 0"),
+        ({"lr": float("nan")}, "lr must be a finite number > 0"),
+        ({"beta": "1"}, "beta must be"),
+        ({"beta": None}, "beta must be"),
+        ({"beta": float("nan")}, "beta must be"),
+        ({"beta": float("inf")}, "beta must be"),
+        ({"free_bits": float("inf")}, "free_bits must be"),
+        ({"free_bits": float("nan")}, "free_bits must be"),
+        ({"kl_warmup_epochs": float("inf")}, "kl_warmup_epochs must be"),
+        ({"epochs": "1"}, "epochs must be an int"),
+        ({"batch_size": 1e9}, "batch_size must be an int"),
+        ({"lr_schedule": "linear"}, "lr_schedule must be one of"),
+        ({"val_x": torch.empty(0, 4)}, "val_x must hold at least one example"),
+        ({"val_x": torch.randn(8, 5)}, r"val_x has shape \(8, 5\)"),
+        ({"val_x": torch.randn(8, 4).double()}, "val_x has dtype torch.float64"),
+        ({"train_x": torch.randn(64, 4).double()}, "train_x has dtype torch.float64"),
+        ({"train_x": torch.randn(64, 4).tolist()}, "train_x must be a floating-point tensor"),
+        ({"model": torch.nn.Identity()}, "model must be a torch.nn.Module with parameters"),
+        ({"model": torch.nn.Linear(4, 4)}, "model must be trainable on the ELBO"),
+    ],
+)
+def test_fit_names_each_bad_argument_before_the_first_step(kwargs, match, monkeypatch):
+    steps = []
+    monkeypatch.setattr(V.training, "train_loop", lambda *a, **k: steps.append(1))
+    call = {"model": gaussian_vae(), "train_x": torch.randn(64, 4), "epochs": 1, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        V.fit(progress=False, **call)
+    assert not steps, "nothing was trained"
+
+
+@pytest.mark.parametrize("where", ["train_x", "val_x"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_non_finite_value_in_real_valued_data_is_named_before_training(where, value):
+    data = {"train_x": torch.randn(64, 4), "val_x": torch.randn(8, 4)}
+    data[where][3, 1] = value
+    with pytest.raises(ValueError, match=f"{where} must be finite, but 1 of its"):
+        V.fit(gaussian_vae(), epochs=1, progress=False, **data)
+
+
+def test_bernoulli_validation_data_is_checked_before_training():
+    model = small_vae()
+    x = (torch.rand(64, 1, 28, 28) > 0.5).float()
+    with pytest.raises(ValueError, match=r"val_x must lie in \[0, 1\]"):
+        V.fit(model, x, val_x=x[:8] * 2, epochs=1, progress=False)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"batch_size": 0}, "batch_size must be an int >= 1"),
+        ({"batch_size": -1}, "batch_size must be an int >= 1"),
+        ({"batch_size": 2.5}, "batch_size must be an int >= 1"),
+        ({"x": torch.empty(0, 4)}, "x must hold at least one example"),
+        ({"generator": "x"}, "generator must be a torch.Generator"),
+    ],
+)
+def test_evaluate_elbo_names_bad_arguments(kwargs, match):
+    call = {"x": torch.randn(8, 4), **kwargs}
+    with pytest.raises(ValueError, match=match):
+        V.evaluate_elbo(gaussian_vae(), **call)

@@ -138,3 +138,107 @@ def test_bad_input_is_rejected(model):
 def test_bad_configs_are_rejected(kwargs):
     with pytest.raises(ValueError):
         V.VAEConfig(**kwargs)
+
+
+# -- the reliability review's probes (issue 13): each gives a named error or the right answer --
+def test_extra_leading_batch_dimensions_give_one_correct_elbo_per_example(model):
+    x = (torch.rand(3, 3, 1, 6, 6, generator=torch.Generator().manual_seed(2)) > 0.5).float()
+    out = model(x, generator=torch.Generator().manual_seed(1))
+    assert out.elbo.shape == out.reconstruction.shape == out.kl.shape == (3, 3)
+    # each example's ELBO from its own code, computed here from the distributions
+    logits = model.decode(out.z).flatten(2)
+    rec = Bernoulli(logits=logits).log_prob(x.flatten(2)).sum(-1)
+    kl = torch.distributions.kl_divergence(
+        Normal(out.mu, (0.5 * out.logvar).exp()), Normal(0.0, 1.0)
+    ).sum(-1)
+    torch.testing.assert_close(out.elbo, rec - kl)
+    # and the same numbers as the nine examples in one batch dimension, with the same noise
+    flat = model(x.reshape(9, 1, 6, 6), generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(out.elbo, flat.elbo.reshape(3, 3))
+
+
+def test_fit_takes_data_sets_with_one_batch_dimension_only(model):
+    x = (torch.rand(30, 3, 1, 6, 6) > 0.5).float()
+    with pytest.raises(ValueError, match=r"train_x has shape \(30, 3, 1, 6, 6\); expected"):
+        V.fit(model, x, epochs=1, batch_size=3, progress=False)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("hidden_dims", "16"),
+        ("hidden_dims", "400"),
+        ("hidden_dims", 8),
+        ("hidden_dims", (8.9,)),
+        ("input_shape", "784"),
+        ("input_shape", 784),
+        ("input_shape", (2.5,)),
+        ("latent_dim", True),
+        ("latent_dim", 2.0),
+        ("latent_dim", 2.7),
+        ("latent_dim", "4"),
+        ("latent_dim", float("nan")),
+        ("latent_dim", None),
+        ("obs_std", "1"),
+        ("obs_std", float("inf")),
+        ("obs_std", float("nan")),
+        ("learn_obs_std", 1),
+    ],
+)
+def test_config_fields_of_the_wrong_type_are_refused_by_name(field, value):
+    with pytest.raises(ValueError, match=f"^{field} must be"):
+        V.VAEConfig(**{"input_shape": (4,), "hidden_dims": (8,), field: value})
+
+
+def test_config_stores_python_ints():
+    import numpy as np
+
+    c = V.VAEConfig(input_shape=[4], hidden_dims=[np.int64(8)], latent_dim=np.int64(2))
+    assert c.input_shape == (4,) and c.hidden_dims == (8,) and type(c.latent_dim) is int
+
+
+@pytest.mark.parametrize("n", [2.7, "3", True, torch.tensor(2.9), float("nan"), None, 0])
+def test_sample_counts_must_be_ints(model, n):
+    with pytest.raises(ValueError, match="^n must be an int >= 1"):
+        model.sample(n)
+
+
+def test_sample_takes_an_integer_tensor_or_numpy_int(model):
+    import numpy as np
+
+    assert model.sample(np.int64(2)).shape == (2, 1, 6, 6)
+    assert model.sample(torch.tensor(3)).shape == (3, 1, 6, 6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16])
+def test_inputs_of_another_float_type_are_named_with_the_fix(model, x, dtype):
+    with pytest.raises(ValueError, match=rf"x has dtype {dtype} .*x.to\(torch.float32\)"):
+        model(x.to(dtype))
+    with pytest.raises(ValueError, match=rf"z has dtype {dtype}"):
+        model.decode(torch.zeros(2, 3, dtype=dtype))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"beta": "1"}, "beta must be"),
+        ({"beta": float("nan")}, "beta must be"),
+        ({"beta": float("inf")}, "beta must be"),
+        ({"beta": torch.tensor([1.0, 2.0, 3.0])}, "beta must be"),
+        ({"generator": "seed"}, "generator must be a torch.Generator"),
+        ({"generator": 42}, "generator must be a torch.Generator"),
+    ],
+)
+def test_forward_names_bad_arguments(model, x, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        model(x, **kwargs)
+
+
+def test_gaussian_data_with_a_nan_is_refused():
+    m = V.VAE(V.VAEConfig(input_shape=(4,), hidden_dims=(8,), latent_dim=2, likelihood="gaussian"))
+    bad = torch.zeros(3, 4)
+    bad[1, 2] = float("nan")
+    with pytest.raises(ValueError, match="x must be finite for a Gaussian likelihood"):
+        m(bad)
+    with pytest.raises(ValueError, match="x must be finite"):
+        V.iwae_bound(m, bad, 5)

@@ -2,7 +2,16 @@
 
 Every chapter imports from here. All log-densities, ELBOs and KL divergences are per example
 and in nats. Models and estimators follow the device of the model; data follows the caller.
+
+The figure modules (:mod:`vae_lib.plotting`, :mod:`vae_lib.diagrams`) are imported on first
+use of one of their names, so that ``import vae_lib`` does not pay for Matplotlib, seaborn and
+torchvision; ``from vae_lib import show_images`` and ``vae_lib.show_images`` work as before.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from . import checks, elementwise, zoo
 from .autoencoder import Autoencoder, AutoencoderConfig, AutoencoderOutput
@@ -14,7 +23,6 @@ from .classifier import (
     DigitClassifier,
     accuracy,
     confidence,
-    digit_classifier,
     fit_classifier,
 )
 from .comparison import (
@@ -27,6 +35,7 @@ from .comparison import (
 from .conv_vae import ConvVAE, ConvVAEConfig
 from .data import (
     MNIST,
+    MNISTCorruptError,
     MNISTNotFoundError,
     binarize_images,
     data_root,
@@ -34,7 +43,14 @@ from .data import (
     minibatches,
 )
 from .denoising_autoencoder import DenoisingAutoencoder, DenoisingAutoencoderConfig
-from .device import configure_threads, default_device, seeded, set_seed
+from .device import (
+    _configure_threads_at_import,
+    configure_threads,
+    default_device,
+    resolve_device,
+    seeded,
+    set_seed,
+)
 from .diagnostics import (
     ActiveUnits,
     RateDistortion,
@@ -42,7 +58,6 @@ from .diagnostics import (
     kl_per_dimension,
     rate_distortion,
 )
-from .diagrams import TRAINING_GRAPHS, TrainingGraph, draw_training_graph, plot_training_graphs
 from .distributions import (
     bernoulli_log_likelihood,
     diagonal_gaussian_kl,
@@ -65,7 +80,12 @@ from .estimators import (
     prior_log_likelihoods,
     running_log_mean_exp,
 )
-from .frechet import classifier_frechet_distance, frechet_distance, gaussian_frechet_distance
+from .frechet import (
+    classifier_features,
+    classifier_frechet_distance,
+    frechet_distance,
+    gaussian_frechet_distance,
+)
 from .gan import (
     GAN,
     MNIST_GAN_CONFIG,
@@ -74,7 +94,6 @@ from .gan import (
     GANLosses,
     fit_gan,
     gan_training_step,
-    mnist_gan,
 )
 from .gradients import (
     GradientStatistics,
@@ -86,14 +105,6 @@ from .latent import apply_attribute, attribute_vector, encode_mean, interpolate,
 from .linear_gaussian import LinearGaussian
 from .loop import History, NonFiniteLossError, NonFiniteWatch, train_loop
 from .losses import ELBO, elbo
-from .plotting import (
-    latent_grid,
-    plot_history,
-    plot_latent_manifold,
-    plot_latent_scatter,
-    set_theme,
-    show_images,
-)
 from .rbm import (
     MNIST_RBM_CONFIG,
     MNIST_RBM_TRAINING,
@@ -104,7 +115,6 @@ from .rbm import (
     base_rate_visible_bias,
     cd_gradient,
     fit_rbm,
-    mnist_rbm,
 )
 from .reference import (
     BETA_TRAINING,
@@ -126,12 +136,6 @@ from .reference import (
     TWO_D_TRAINING,
     TWO_D_VAE_CONFIG,
     beta_vae_name,
-    comparison_autoencoder,
-    comparison_denoising_autoencoder,
-    comparison_vae,
-    mnist_conv_vae,
-    mnist_vae,
-    reference_vae,
 )
 from .toy import (
     cell_probabilities,
@@ -149,7 +153,58 @@ from .vae import VAE, VAEBase, VAEConfig, VAEOutput
 
 __version__ = "0.1.0"
 
-configure_threads()  # applies $VAE_LIB_THREADS, if set
+if TYPE_CHECKING:  # type checkers see the lazily imported names as ordinary imports
+    from . import diagrams as diagrams
+    from . import plotting as plotting
+    from .diagrams import (
+        TRAINING_GRAPHS,
+        TrainingGraph,
+        draw_training_graph,
+        plot_training_graphs,
+    )
+    from .plotting import (
+        latent_grid,
+        plot_history,
+        plot_latent_manifold,
+        plot_latent_scatter,
+        set_theme,
+        show_images,
+    )
+
+#: Names imported on first use (PEP 562), and the submodule of ``vae_lib`` that defines each.
+_LAZY: dict[str, str] = {
+    "diagrams": "diagrams",
+    "plotting": "plotting",
+    "TRAINING_GRAPHS": "diagrams",
+    "TrainingGraph": "diagrams",
+    "draw_training_graph": "diagrams",
+    "plot_training_graphs": "diagrams",
+    "latent_grid": "plotting",
+    "plot_history": "plotting",
+    "plot_latent_manifold": "plotting",
+    "plot_latent_scatter": "plotting",
+    "set_theme": "plotting",
+    "show_images": "plotting",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """``vae_lib.<name>`` for the names in ``_LAZY``: imports their module on first use."""
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f".{module_name}", __name__)
+    value = module if name == module_name else getattr(module, name)
+    globals()[name] = value  # later look-ups no longer come here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__) | set(_LAZY))
+
+
+# applies $VAE_LIB_THREADS if set; a bad value warns and is ignored (configure_threads raises)
+_configure_threads_at_import()
 
 __all__ = [
     "seeded",
@@ -190,6 +245,7 @@ __all__ = [
     "History",
     "LinearGaussian",
     "MNIST",
+    "MNISTCorruptError",
     "MNISTNotFoundError",
     "MNIST_CONV_VAE_CONFIG",
     "MNIST_CONV_VAE_TRAINING",
@@ -224,19 +280,17 @@ __all__ = [
     "cache_dir",
     "cd_gradient",
     "cell_probabilities",
+    "classifier_features",
     "classifier_frechet_distance",
-    "comparison_autoencoder",
-    "comparison_denoising_autoencoder",
-    "comparison_vae",
     "confidence",
     "configure_threads",
     "count_parameters",
     "count_statements",
     "data_root",
     "default_device",
+    "resolve_device",
     "diagonal_gaussian_kl",
     "diagonal_gaussian_log_prob",
-    "digit_classifier",
     "discrete_cross_entropy",
     "discrete_entropy",
     "discrete_kl",
@@ -269,10 +323,6 @@ __all__ = [
     "load_mnist",
     "log_mean_exp",
     "minibatches",
-    "mnist_conv_vae",
-    "mnist_gan",
-    "mnist_rbm",
-    "mnist_vae",
     "naive_log_px",
     "pathwise_gradient",
     "plot_history",
@@ -282,7 +332,6 @@ __all__ = [
     "prior_log_likelihoods",
     "rate_distortion",
     "reconstruction_cross_entropy",
-    "reference_vae",
     "reparameterize",
     "ring_inverse",
     "ring_log_density",

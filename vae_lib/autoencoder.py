@@ -123,6 +123,7 @@ class Autoencoder(nn.Module):
         return next(self.parameters()).device
 
     # the same input checks (and error messages) as the VAE's
+    dtype = VAEBase.dtype
     _check_x = VAEBase._check_x
     _check_z = VAEBase._check_z
 

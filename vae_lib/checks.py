@@ -58,3 +58,24 @@ def check_unit_interval(name: str, x: torch.Tensor, needed_for: str = "") -> Non
             f"{name} must lie in [0, 1]{reason}, got values in "
             f"[{low.item():.3g}, {high.item():.3g}]"
         )
+
+
+def check_finite(name: str, x: torch.Tensor, needed_for: str = "") -> None:
+    """Raise ``ValueError`` if ``x`` holds a NaN or an infinity (skipped, like
+    :func:`check_unit_interval`, inside :func:`skip_value_checks`).
+
+    Args:
+        name: what to call ``x`` in the message.
+        x: any floating-point tensor.
+        needed_for: optional reason, appended to the message.
+    """
+    if x.numel() == 0 or not value_checks_enabled() or not x.is_floating_point():
+        return
+    finite = torch.isfinite(x)
+    if not bool(finite.all()):
+        reason = f" {needed_for}" if needed_for else ""
+        n_bad = int((~finite).sum())
+        raise ValueError(
+            f"{name} must be finite{reason}, but {n_bad} of its {x.numel()} values are NaN or "
+            "infinite"
+        )

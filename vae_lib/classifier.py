@@ -4,7 +4,7 @@ It answers "is this decoding a confident digit?" (:func:`confidence`) and gives 
 (:meth:`DigitClassifier.features`, the last hidden layer) for Fréchet distances between sets of
 images. :class:`DigitClassifier` is an MLP, optionally behind 3x3 convolutions; the book's
 shared copy (:data:`CLASSIFIER_CONFIG`) is a small convolutional network, trained once and
-loaded from the model zoo by :func:`digit_classifier`.
+loaded from the model zoo by ``zoo.load("digit_classifier")``.
 
 It is trained on a mix of grey-level and binarized digits (half of every minibatch is replaced
 by a Bernoulli draw of itself), so it is at home with both the blurry grey means of a decoder
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from . import arguments
 from .checks import check_unit_interval
 from .data import binarize_images, minibatches
 from .loop import History, NonFiniteWatch, TrainingState, train_loop
@@ -48,29 +49,24 @@ class ClassifierConfig:
     conv_channels: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "input_shape", tuple(int(s) for s in self.input_shape))
-        object.__setattr__(self, "hidden_dims", tuple(int(h) for h in self.hidden_dims))
-        object.__setattr__(self, "conv_channels", tuple(int(c) for c in self.conv_channels))
+        for name in ("input_shape", "hidden_dims", "conv_channels"):
+            value = arguments.positive_ints(
+                name, getattr(self, name), allow_empty=name == "conv_channels"
+            )
+            object.__setattr__(self, name, value)
+        n_classes = arguments.integer("n_classes", self.n_classes, minimum=2)
+        object.__setattr__(self, "n_classes", n_classes)
         if self.conv_channels:
-            if len(self.input_shape) != 3 or any(c < 1 for c in self.conv_channels):
+            if len(self.input_shape) != 3:
                 raise ValueError(
-                    f"conv_channels need images (C, H, W) and positive channel counts; got "
+                    f"conv_channels need images (C, H, W); got "
                     f"input_shape {self.input_shape}, conv_channels {self.conv_channels}"
                 )
             if min(self.input_shape[1:]) >> len(self.conv_channels) < 1:
                 raise ValueError(
                     f"{len(self.conv_channels)} poolings leave nothing of {self.input_shape}"
                 )
-        if not self.input_shape or any(s < 1 for s in self.input_shape):
-            raise ValueError(f"input_shape must be positive sizes, got {self.input_shape}")
-        if not self.hidden_dims or any(h < 1 for h in self.hidden_dims):
-            raise ValueError(
-                f"hidden_dims must be one or more positive widths, got {self.hidden_dims}"
-            )
-        if int(self.n_classes) < 2:
-            raise ValueError(f"n_classes must be >= 2, got {self.n_classes}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        object.__setattr__(self, "dropout", arguments.probability("dropout", self.dropout))
 
 
 class DigitClassifier(nn.Module):
@@ -79,7 +75,7 @@ class DigitClassifier(nn.Module):
 
     Example::
 
-        model, _ = digit_classifier()
+        model, _ = zoo.load("digit_classifier")
         p = model.predict_proba(images)      # (B, 10), rows sum to 1
         f = model.features(images)           # (B, 256), for a Fréchet distance
     """
@@ -144,8 +140,7 @@ class DigitClassifier(nn.Module):
         on another device; each chunk is moved to the model's).
         """
         self._check_x(x)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        batch_size = arguments.positive_int("batch_size", batch_size)
         was_training = self.training
         self.eval()
         try:
@@ -258,16 +253,13 @@ def fit_classifier(
     """
     if not isinstance(model, DigitClassifier):
         raise ValueError(f"model must be a DigitClassifier, got {type(model).__name__}")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr}")
-    if not 0.0 <= binarize_fraction <= 1.0:
-        raise ValueError(f"binarize_fraction must be in [0, 1], got {binarize_fraction}")
-    if isinstance(max_shift, bool) or not isinstance(max_shift, int) or max_shift < 0:
-        raise ValueError(f"max_shift must be an int >= 0, got {max_shift!r}")
+    epochs = arguments.positive_int("epochs", epochs)
+    batch_size = arguments.positive_int("batch_size", batch_size)
+    lr = arguments.real("lr", lr, minimum=0.0, strict_minimum=True)
+    binarize_fraction = arguments.probability(
+        "binarize_fraction", binarize_fraction, allow_one=True
+    )
+    max_shift = arguments.integer("max_shift", max_shift, minimum=0)
     if max_shift and len(model.input_shape) < 2:
         raise ValueError(f"max_shift needs images (..., H, W); input_shape is {model.input_shape}")
     model._check_x(x)
@@ -372,26 +364,3 @@ CLASSIFIER_TRAINING = {
     "train_split": "train",
     "val_split": "val",
 }
-
-
-def digit_classifier(
-    device: torch.device | str | None = None, *, progress: bool = True
-) -> tuple[DigitClassifier, History]:
-    """The book's trained digit classifier and its :class:`vae_lib.History`.
-
-    A 784-512-256-10 MLP trained on the 50,000 ``"train"`` images (validated on the 10,000 of
-    ``"val"``) with the settings of ``CLASSIFIER_TRAINING``; over 98% accurate on the MNIST
-    test set, grey or binarized (see ``benchmarks/classifier_accuracy.py``). An entry of the
-    model zoo (:mod:`vae_lib.zoo`), whose shipped weights are loaded and verified.
-
-    Args:
-        device: where to put the model (default: :func:`vae_lib.default_device`).
-        progress: show a progress bar if it is retrained (``VAE_LIB_RETRAIN``).
-
-    Returns:
-        ``(model, history)``, the model in eval mode.
-    """
-    from . import zoo  # the zoo builds its entry from this module's constants
-
-    model, record = zoo.load("digit_classifier", device, progress=progress)
-    return model, record.history

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.distributions import MultivariateNormal
 
+from . import arguments
 from .estimators import _placement
 
 
@@ -91,8 +92,7 @@ def reconstruction_cross_entropy(
         raise ValueError("x holds no images")
     if bool((x < 0).any()) or bool((x > 1).any()):
         raise ValueError("x must have values in [0, 1]")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    batch_size = arguments.positive_int("batch_size", batch_size)
     device, dtype = _placement(model, x)
     was_training = model.training
     model.eval()
@@ -151,8 +151,7 @@ def sample_from_codes(
     Returns:
         ``(n, *input_shape)`` means of p(x|z) (pixel probabilities for a Bernoulli decoder).
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be an int >= 1, got {n!r}")
+    n = arguments.positive_int("n", n)
     gaussian = fit_code_gaussian(codes)
     eps = torch.randn(n, codes.shape[1], generator=generator, device=codes.device)
     z = gaussian.loc + eps @ gaussian.scale_tril.T

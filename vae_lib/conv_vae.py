@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from . import arguments
 from .vae import VAEBase, _check_likelihood
 
 
@@ -31,18 +32,20 @@ class ConvVAEConfig:
     learn_obs_std: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "input_shape", tuple(int(s) for s in self.input_shape))
-        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
-        if len(self.input_shape) != 3:
-            raise ValueError(f"input_shape must be (C, H, W), got {self.input_shape}")
-        c, h, w = self.input_shape
-        if c < 1 or h % 4 or w % 4 or h < 4 or w < 4:
-            raise ValueError(f"H and W must be positive multiples of 4, got {self.input_shape}")
-        if len(self.channels) != 2 or min(self.channels) < 1:
-            raise ValueError(f"channels must be two positive ints, got {self.channels}")
-        if int(self.hidden_dim) < 1 or int(self.latent_dim) < 1:
-            raise ValueError("hidden_dim and latent_dim must be >= 1")
-        _check_likelihood(self.likelihood, self.obs_std)
+        shape = arguments.positive_ints("input_shape", self.input_shape)
+        channels = arguments.positive_ints("channels", self.channels)
+        if len(shape) != 3:
+            raise ValueError(f"input_shape must be (C, H, W), got {self.input_shape!r}")
+        _, h, w = shape
+        if h % 4 or w % 4:
+            raise ValueError(f"H and W must be positive multiples of 4, got {self.input_shape!r}")
+        if len(channels) != 2:
+            raise ValueError(f"channels must be two ints >= 1, got {self.channels!r}")
+        object.__setattr__(self, "input_shape", shape)
+        object.__setattr__(self, "channels", channels)
+        for name in ("hidden_dim", "latent_dim"):
+            object.__setattr__(self, name, arguments.positive_int(name, getattr(self, name)))
+        _check_likelihood(self)
 
 
 class ConvVAE(VAEBase):

@@ -23,6 +23,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from . import arguments
 from .distributions import gaussian_kl, reparameterize
 from .estimators import DEFAULT_MAX_ELEMENTS, _placement
 from .latent import _check_batch_size, _check_data, _evaluating, encode_mean
@@ -80,7 +81,7 @@ def kl_per_dimension(model: nn.Module, x: torch.Tensor, *, batch_size: int = 100
     Returns:
         ``(D,)`` nats per example, on the model's device; it sums to the average KL term.
     """
-    _check_data(x)
+    _check_data(x, model)
     batch_size = _check_batch_size(batch_size)
     device, dtype = _placement(model, x)
     total = None
@@ -89,9 +90,10 @@ def kl_per_dimension(model: nn.Module, x: torch.Tensor, *, batch_size: int = 100
             mu, logvar = _encode_gaussian(model, xb.to(device=device, dtype=dtype))
             # a one-dimensional event per coordinate: the KL of each dimension on its own
             per_dim = gaussian_kl(mu.unsqueeze(-1), logvar.unsqueeze(-1))
-            chunk = per_dim.reshape(-1, per_dim.shape[-1]).sum(0, dtype=torch.float64)
+            # each chunk summed on the device, the chunks in float64 on the CPU (no MPS float64)
+            chunk = per_dim.reshape(-1, per_dim.shape[-1]).sum(0).to("cpu", torch.float64)
             total = chunk if total is None else total + chunk
-    return (total / x.shape[0]).to(dtype)
+    return (total / x.shape[0]).to(device, dtype)
 
 
 @torch.no_grad()
@@ -119,7 +121,7 @@ def active_units(
     if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and threshold >= 0):
         raise ValueError(f"threshold must be a finite number >= 0, got {threshold!r}")
     mu = encode_mean(model, x, batch_size=batch_size)
-    activity = mu.double().var(0, correction=0).to(mu.dtype)
+    activity = mu.to("cpu", torch.float64).var(0, correction=0).to(mu.device, mu.dtype)
     return ActiveUnits(count=int((activity > threshold).sum()), activity=activity)
 
 
@@ -155,25 +157,25 @@ def rate_distortion(
     Returns:
         :class:`RateDistortion` ``(rate, distortion, elbo)`` as floats.
     """
-    _check_data(x)
+    _check_data(x, model)
     batch_size = _check_batch_size(batch_size)
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-        raise ValueError(f"n_samples must be an int >= 1, got {n_samples!r}")
+    n_samples = arguments.positive_int("n_samples", n_samples)
     device, dtype = _placement(model, x)
     pixels = math.prod(x.shape[1:])
-    rate = torch.zeros((), dtype=torch.float64, device=device)
-    distortion = torch.zeros((), dtype=torch.float64, device=device)
+    # sums in float64 on the CPU (an Apple GPU has no float64); each chunk's on the device
+    rate = torch.zeros((), dtype=torch.float64)
+    distortion = torch.zeros((), dtype=torch.float64)
     with _evaluating(model):
         for xb in x.split(batch_size):
             xb = xb.to(device=device, dtype=dtype)
             mu, logvar = _encode_gaussian(model, xb)
-            rate += gaussian_kl(mu, logvar).sum(dtype=torch.float64)
+            rate += gaussian_kl(mu, logvar).sum().to("cpu", torch.float64)
             s_chunk = max(1, min(n_samples, max_elements // max(1, xb.shape[0] * pixels)))
             done = 0
             while done < n_samples:
                 c = min(s_chunk, n_samples - done)
                 z = reparameterize(mu, logvar, generator=generator, n_samples=c)  # (c, b, D)
-                distortion -= model.log_px_given_z(xb, z).sum(dtype=torch.float64) / n_samples
+                distortion -= model.log_px_given_z(xb, z).sum().to("cpu", torch.float64) / n_samples
                 done += c
     r, d = rate.item() / x.shape[0], distortion.item() / x.shape[0]
     return RateDistortion(rate=r, distortion=d, elbo=-(d + r))

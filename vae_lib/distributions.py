@@ -16,7 +16,8 @@ import math
 
 import torch
 
-from .checks import check_unit_interval
+from . import arguments
+from .checks import check_finite, check_unit_interval
 from .elementwise import softplus
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -95,6 +96,18 @@ def gaussian_log_likelihood(
     _check_floating("x", x)
     _check_floating("mean", mean)
     _check_same_last_dim("x", x, "mean", mean)
+    if isinstance(logvar, torch.Tensor):
+        _check_floating("logvar", logvar)
+        try:
+            torch.broadcast_shapes(logvar.shape, torch.broadcast_shapes(x.shape, mean.shape))
+        except RuntimeError:
+            raise ValueError(
+                f"logvar {tuple(logvar.shape)} does not broadcast with x {tuple(x.shape)} and "
+                f"mean {tuple(mean.shape)}"
+            ) from None
+    else:
+        logvar = arguments.real("logvar", logvar)
+    check_finite("x", x, "for a Gaussian likelihood")
     logvar_t = torch.as_tensor(logvar, dtype=mean.dtype, device=mean.device)
     per_dim = -0.5 * (LOG_2PI + logvar_t + (x - mean) ** 2 * torch.exp(-logvar_t))
     return per_dim.expand(torch.broadcast_shapes(per_dim.shape, x.shape, mean.shape)).sum(-1)
@@ -186,17 +199,22 @@ def reparameterize(
     _check_floating("logvar", logvar)
     if mu.shape != logvar.shape:
         raise ValueError(f"mu {tuple(mu.shape)} and logvar {tuple(logvar.shape)} must match")
+    arguments.generator("generator", generator, mu.device)
     shape = mu.shape
     if n_samples is not None:
-        if int(n_samples) < 1:
-            raise ValueError(f"n_samples must be >= 1, got {n_samples}")
-        shape = (int(n_samples), *mu.shape)
+        shape = (arguments.positive_int("n_samples", n_samples), *mu.shape)
     eps = torch.randn(shape, dtype=mu.dtype, device=mu.device, generator=generator)
     return mu + torch.exp(0.5 * logvar) * eps
 
 
 def log_mean_exp(log_values: torch.Tensor, dim: int = 0) -> torch.Tensor:
     """log( mean( exp(log_values) ) ) along ``dim``, computed stably with logsumexp."""
+    _check_floating("log_values", log_values)
+    dim = arguments.integer("dim", dim)
+    if not -log_values.dim() <= dim < log_values.dim():
+        raise ValueError(
+            f"dim={dim} is not a dimension of log_values, of shape {tuple(log_values.shape)}"
+        )
     n = log_values.shape[dim]
     if n < 1:
         raise ValueError("log_mean_exp needs at least one value along dim")

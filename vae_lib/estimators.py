@@ -20,6 +20,7 @@ from typing import Protocol
 
 import torch
 
+from . import arguments
 from .distributions import diagonal_gaussian_log_prob, reparameterize, standard_normal_log_prob
 
 DEFAULT_MAX_ELEMENTS = 2**23
@@ -32,11 +33,7 @@ class LatentVariableModel(Protocol):
 
 
 def _check_count(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
-        raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
-    if int(value) < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
+    return arguments.positive_int(name, value)
 
 
 def _check_batch(x: torch.Tensor) -> None:
@@ -70,8 +67,10 @@ def _prior_chunks(
     about ``max_elements`` numbers are held however large N is.
     """
     n = _check_count("n_samples", n_samples)
+    max_elements = _check_count("max_elements", max_elements)
     _check_batch(x)
     device, dtype = _placement(model, x)
+    arguments.generator("generator", generator, device)
     x = x.to(device=device, dtype=dtype)
     batch, pixels = x.shape[0], math.prod(x.shape[1:])
     chunk = max(1, min(n, max_elements // max(1, pixels + batch)))
@@ -152,9 +151,11 @@ def iwae_bound(
         ``(B,)`` one draw of the bound per example, in nats.
     """
     k = _check_count("k", k)
+    max_elements = _check_count("max_elements", max_elements)
     _check_batch(x)
     _check_posterior(model, "iwae_bound")
     device, dtype = _placement(model, x)
+    arguments.generator("generator", generator, device)
     x = x.to(device=device, dtype=dtype)
     pixels = math.prod(x.shape[1:])
     x_chunk = max(1, min(x.shape[0], max_elements // max(1, pixels)))
@@ -200,6 +201,10 @@ def effective_sample_size(log_weights: torch.Tensor, dim: int = 0) -> torch.Tens
         raise ValueError("log_weights must be a floating-point tensor")
     if log_weights.dim() == 0 or log_weights.shape[dim] < 1:
         raise ValueError("log_weights needs at least one weight along dim")
+    if torch.isnan(log_weights).any():
+        raise ValueError("log_weights holds NaN")
+    if (log_weights == -math.inf).all(dim=dim).any():
+        raise ValueError("every weight is zero (log w = -inf) along dim: the ESS is undefined")
     return torch.exp(
         2 * torch.logsumexp(log_weights, dim=dim) - torch.logsumexp(2 * log_weights, dim=dim)
     )

@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import arguments
+
 
 def _check_features(name: str, f: torch.Tensor) -> None:
     if not isinstance(f, torch.Tensor) or not f.is_floating_point() or f.dim() != 2:
@@ -51,9 +53,20 @@ def gaussian_frechet_distance(
             f"shapes disagree: mu1 {tuple(mu1.shape)}, cov1 {tuple(cov1.shape)}, "
             f"mu2 {tuple(mu2.shape)}, cov2 {tuple(cov2.shape)}"
         )
-    mu1, mu2, cov1, cov2 = (t.to(torch.float64) for t in (mu1, mu2, cov1, cov2))
+    # float64 on the CPU (an Apple GPU has no float64, and these are small matrices)
+    mu1, mu2, cov1, cov2 = (t.detach().to("cpu", torch.float64) for t in (mu1, mu2, cov1, cov2))
+    for name, t in (("mu1", mu1), ("mu2", mu2), ("cov1", cov1), ("cov2", cov2)):
+        if not torch.isfinite(t).all():
+            raise ValueError(f"{name} holds NaN or infinite values")
     cov1 = 0.5 * (cov1 + cov1.T)
     cov2 = 0.5 * (cov2 + cov2.T)
+    for name, cov in (("cov1", cov1), ("cov2", cov2)):
+        # rounding makes a covariance's smallest eigenvalues slightly negative; more is an error
+        lowest = torch.linalg.eigvalsh(cov)[0].item()
+        if lowest < -1e-6 * max(1.0, cov.diagonal().abs().max().item()):
+            raise ValueError(
+                f"{name} is not positive semi-definite (its smallest eigenvalue is {lowest:.3g})"
+            )
     values, vectors = torch.linalg.eigh(cov1)
     root1 = (vectors * values.clamp(min=0).sqrt()) @ vectors.T
     middle = root1 @ cov2 @ root1
@@ -78,14 +91,35 @@ def frechet_distance(features1: torch.Tensor, features2: torch.Tensor) -> float:
         raise ValueError(
             f"feature dimensions differ: {features1.shape[1]} and {features2.shape[1]}"
         )
-    f1 = features1.detach().to(torch.float64)
-    f2 = features2.detach().to(torch.float64)
+    f1 = features1.detach().to("cpu", torch.float64)
+    f2 = features2.detach().to("cpu", torch.float64)
     return float(
         gaussian_frechet_distance(f1.mean(0), torch.cov(f1.T), f2.mean(0), torch.cov(f2.T))
     )
 
 
 @torch.no_grad()
+def classifier_features(
+    classifier: nn.Module, images: torch.Tensor, *, batch_size: int = 1000
+) -> torch.Tensor:
+    """A classifier's features of ``images``: ``(N, *input_shape) -> (N, F)``, on its device.
+
+    Run in eval mode (the classifier's mode is given back), without gradients, in chunks of
+    ``batch_size`` images moved to the classifier's device. Compute a reference set's features
+    once and compare many sets with them by :func:`frechet_distance`.
+    """
+    if not hasattr(classifier, "features"):
+        raise ValueError("classifier must have a features(x) method")
+    batch_size = arguments.positive_int("batch_size", batch_size)
+    device = next(classifier.parameters()).device
+    was_training = classifier.training
+    classifier.eval()
+    try:
+        return torch.cat([classifier.features(xb.to(device)) for xb in images.split(batch_size)])
+    finally:
+        classifier.train(was_training)
+
+
 def classifier_frechet_distance(
     classifier: nn.Module,
     images1: torch.Tensor,
@@ -105,18 +139,7 @@ def classifier_frechet_distance(
     Returns:
         d^2 in the classifier's feature space.
     """
-    if not hasattr(classifier, "features"):
-        raise ValueError("classifier must have a features(x) method")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
-    device = next(classifier.parameters()).device
-    was_training = classifier.training
-    classifier.eval()
-    try:
-        feats = [
-            torch.cat([classifier.features(xb.to(device)) for xb in images.split(batch_size)])
-            for images in (images1, images2)
-        ]
-    finally:
-        classifier.train(was_training)
-    return frechet_distance(feats[0], feats[1])
+    return frechet_distance(
+        classifier_features(classifier, images1, batch_size=batch_size),
+        classifier_features(classifier, images2, batch_size=batch_size),
+    )

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
+from . import arguments
 from .distributions import diagonal_gaussian_log_prob, gaussian_kl, standard_normal_log_prob
 
 ESTIMATORS = ("score", "pathwise")
@@ -34,8 +35,7 @@ def _check_gaussian(mu: float, sigma: float, n: int) -> None:
         raise ValueError(f"mu must be finite, got {mu}")
     if not (math.isfinite(sigma) and sigma > 0):
         raise ValueError(f"sigma must be finite and > 0, got {sigma}")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be an int >= 1, got {n!r}")
+    n = arguments.positive_int("n", n)
 
 
 def _noise(
@@ -207,8 +207,7 @@ def encoder_gradient_variance(
     """
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
-    if isinstance(n_draws, bool) or not isinstance(n_draws, int) or n_draws < 2:
-        raise ValueError(f"n_draws must be an int >= 2 (a variance needs two), got {n_draws!r}")
+    n_draws = arguments.integer("n_draws", n_draws, minimum=2)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     if baseline is not None and estimator != "score":
@@ -217,7 +216,8 @@ def encoder_gradient_variance(
     if not params:
         raise ValueError("no parameters to differentiate")
     total = sum(p.numel() for p in params)
-    sums = torch.zeros(total, dtype=torch.float64, device=params[0].device)
+    # accumulated in float64 on the CPU: an Apple GPU (MPS) has no float64
+    sums = torch.zeros(total, dtype=torch.float64, device="cpu")
     squares = torch.zeros_like(sums)
 
     with torch.enable_grad():
@@ -252,12 +252,10 @@ def encoder_gradient_variance(
                 grads = torch.autograd.grad(
                     (mu, logvar), params, grad_outputs=(g_mu[i], g_logvar[i]), retain_graph=True
                 )
-                flat = torch.cat([g.reshape(-1) for g in grads]).double()
+                flat = torch.cat([g.reshape(-1) for g in grads]).to("cpu", torch.float64)
                 sums += flat
                 squares += flat.square()
             done += r
     mean = sums / n_draws
     variance = ((squares - n_draws * mean.square()) / (n_draws - 1)).clamp_min(0.0)
-    return GradientStatistics(
-        estimator=estimator, mean=mean.cpu(), variance=variance.cpu(), n_draws=n_draws
-    )
+    return GradientStatistics(estimator=estimator, mean=mean, variance=variance, n_draws=n_draws)

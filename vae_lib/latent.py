@@ -21,6 +21,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from . import arguments
 from .estimators import _placement
 from .linear_gaussian import LinearGaussian
 
@@ -41,16 +42,13 @@ def _evaluating(model: nn.Module) -> Iterator[None]:
 
 
 def _check_batch_size(batch_size: int) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    batch_size = arguments.positive_int("batch_size", batch_size)
     return batch_size
 
 
-def _check_data(x: torch.Tensor) -> None:
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise ValueError("x must be a floating-point tensor of shape (N, ...)")
-    if x.dim() < 2 or x.shape[0] < 1:
-        raise ValueError(f"x must have shape (N, ...) with N >= 1, got {tuple(x.shape)}")
+def _check_data(x: torch.Tensor, model: nn.Module | None = None) -> None:
+    """``x`` must be a data set ``(N, *input_shape)`` (of ``model``'s shape, when it has one)."""
+    arguments.data_set("x", x, input_shape=getattr(model, "input_shape", None))
 
 
 def _code_of(encoded: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
@@ -79,8 +77,7 @@ def _check_endpoints(z0: torch.Tensor, z1: torch.Tensor, n: int) -> int:
             raise ValueError(f"{name} must be a floating-point tensor of shape (D,)")
     if z0.shape != z1.shape:
         raise ValueError(f"z0 {tuple(z0.shape)} and z1 {tuple(z1.shape)} must have the same shape")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
-        raise ValueError(f"n must be an int >= 2 (the path includes both endpoints), got {n!r}")
+    n = arguments.integer("n", n, minimum=2)
     return n
 
 
@@ -151,7 +148,7 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, n: int, *, eps: float = 1e-6) -> t
 # -- codes of observations ------------------------------------------------------------------------
 def _encode_chunks(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
     """Codes of ``x`` chunk by chunk along dim 0, concatenated (shape as ``encode`` gives)."""
-    _check_data(x)
+    _check_data(x, model)
     batch_size = _check_batch_size(batch_size)
     device, dtype = _placement(model, x)
     with _evaluating(model):
@@ -213,13 +210,14 @@ def interpolate(
             raise ValueError(f"{name} must be a floating-point tensor, one observation")
     if x0.shape != x1.shape:
         raise ValueError(f"x0 {tuple(x0.shape)} and x1 {tuple(x1.shape)} must have the same shape")
-    codes = _encode_chunks(model, torch.stack([x0, x1]), batch_size=2)
-    latent_dim = int(model.latent_dim)
-    if codes.numel() != 2 * latent_dim:
+    shape = tuple(getattr(model, "input_shape", x0.shape))
+    if tuple(x0.shape) not in (shape, (1, *shape)):
         raise ValueError(
             f"x0 and x1 must each be one observation, (*input_shape) or (1, *input_shape); "
             f"got shape {tuple(x0.shape)}"
         )
+    codes = _encode_chunks(model, torch.stack([x0.reshape(shape), x1.reshape(shape)]), 2)
+    latent_dim = int(model.latent_dim)
     z0, z1 = codes.reshape(2, latent_dim)
     path = lerp(z0, z1, n) if METHODS[method] == "linear" else slerp(z0, z1, n)
     with _evaluating(model):

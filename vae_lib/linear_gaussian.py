@@ -15,6 +15,7 @@ import math
 import torch
 from torch import nn
 
+from . import arguments
 from .distributions import LOG_2PI, gaussian_kl, gaussian_kl_full, gaussian_log_likelihood
 from .losses import ELBO
 
@@ -64,12 +65,19 @@ class LinearGaussian(nn.Module):
     def obs_logvar(self) -> float:
         return 2.0 * math.log(self.obs_std)
 
+    def _check(self, name: str, t: torch.Tensor, size: int, what: str) -> None:
+        arguments.float_tensor(name, t, shape=f"(..., {what}={size})")
+        if t.dim() < 1 or t.shape[-1] != size:
+            raise ValueError(f"{name} has shape {tuple(t.shape)}; expected (..., {what}={size})")
+
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Mean of p(x|z): ``(..., D) -> (..., P)``."""
+        self._check("z", z, self.latent_dim, "latent_dim")
         return z @ self.weight.T + self.bias
 
     def log_px_given_z(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log N(x; W z + b, sigma^2 I): ``x (B, P)``, ``z (..., D)`` -> ``(...)`` in nats."""
+        self._check("x", x, self.data_dim, "data_dim")
         return gaussian_log_likelihood(x, self.decode(z), self.obs_logvar)
 
     def marginal(self) -> torch.distributions.MultivariateNormal:
@@ -81,10 +89,12 @@ class LinearGaussian(nn.Module):
 
     def exact_log_px(self, x: torch.Tensor) -> torch.Tensor:
         """log p(x) in closed form: ``(B, P) -> (B,)`` in nats."""
+        self._check("x", x, self.data_dim, "data_dim")
         return self.marginal().log_prob(x)
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact p(z|x) = N(mean, cov): ``x (B, P)`` -> mean ``(B, D)`` and cov ``(D, D)``."""
+        self._check("x", x, self.data_dim, "data_dim")
         eye = torch.eye(self.latent_dim, dtype=self.weight.dtype, device=self.weight.device)
         precision = eye + self.weight.T @ self.weight / self.obs_std**2
         cov = torch.linalg.inv(precision)

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from . import arguments
 from .checks import skip_value_checks
 
 
@@ -130,8 +131,7 @@ class NonFiniteWatch:
         n_values: int = 1,
         check_every: int = 64,
     ) -> None:
-        if isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1:
-            raise ValueError(f"check_every must be an int >= 1, got {check_every!r}")
+        check_every = arguments.positive_int("check_every", check_every)
         self.what = what
         self.hint = hint
         self.check_every = check_every
@@ -337,8 +337,7 @@ def train_loop(
     Returns:
         ``history``, holding the whole run (also when resumed); the model is left in eval mode.
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
+    epochs = arguments.positive_int("epochs", epochs)
     first_epoch, step_count = 1, 0
     if checkpoint is not None:
         if not checkpoint_seconds >= 0:

@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 import torch
 
+from . import arguments
 from .distributions import bernoulli_log_likelihood, gaussian_kl, gaussian_log_likelihood
 
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -49,8 +50,7 @@ def elbo(
     Returns:
         :class:`ELBO` with per-example ``elbo``, ``reconstruction`` and ``kl`` in nats.
     """
-    if beta < 0:
-        raise ValueError(f"beta must be >= 0, got {beta}")
+    beta = arguments.real("beta", beta, minimum=0.0)
     if likelihood == "bernoulli":
         reconstruction = bernoulli_log_likelihood(x, decoder_output)
     elif likelihood == "gaussian":

@@ -2,6 +2,9 @@
 
 Every function draws on a Matplotlib ``Axes`` (a new figure if none is given), labels its axes,
 and returns the ``Axes`` so a chapter can add to it.
+
+``import vae_lib`` imports this module only when one of its names is first used; torchvision
+(seconds to import) is imported only by the functions that draw image grids.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ import seaborn as sns
 import torch
 from matplotlib.axes import Axes
 from matplotlib.ticker import MaxNLocator
-from torchvision.utils import make_grid
 
 from .training import History
 
@@ -45,6 +47,8 @@ def show_images(
     """
     if not isinstance(images, torch.Tensor) or images.dim() not in (3, 4):
         raise ValueError("images must be a tensor of shape (N, C, H, W) or (N, H, W)")
+    from torchvision.utils import make_grid  # imported here: torchvision is slow to import
+
     if images.dim() == 3:
         images = images.unsqueeze(1)
     n = images.shape[0]
@@ -163,6 +167,8 @@ def plot_latent_manifold(
     images = torch.sigmoid(out) if getattr(model, "likelihood", "bernoulli") == "bernoulli" else out
     if images.dim() != 4:
         raise ValueError("plot_latent_manifold needs a model whose outputs are images (C, H, W)")
+    from torchvision.utils import make_grid  # imported here: torchvision is slow to import
+
     grid = make_grid(images.cpu().clamp(0, 1), nrow=n, padding=0)
     ax = _new_axes(ax, (7, 7))
     # each decoded image is centred on its grid point, spaced 2 * extent / (n - 1) apart

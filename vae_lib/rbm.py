@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import arguments
 from .checks import check_unit_interval
 from .data import binarize_images, minibatches
 from .distributions import log_mean_exp
@@ -71,15 +72,10 @@ class RBMConfig:
     init_std: float = 0.01
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "input_shape", tuple(int(s) for s in self.input_shape))
-        if not self.input_shape or any(s < 1 for s in self.input_shape):
-            raise ValueError(f"input_shape must be positive sizes, got {self.input_shape}")
-        if isinstance(self.n_hidden, bool) or not isinstance(self.n_hidden, int):
-            raise ValueError(f"n_hidden must be an int >= 1, got {self.n_hidden!r}")
-        if self.n_hidden < 1:
-            raise ValueError(f"n_hidden must be an int >= 1, got {self.n_hidden!r}")
-        if not (math.isfinite(self.init_std) and self.init_std >= 0):
-            raise ValueError(f"init_std must be finite and >= 0, got {self.init_std}")
+        shape = arguments.positive_ints("input_shape", self.input_shape)
+        object.__setattr__(self, "input_shape", shape)
+        object.__setattr__(self, "n_hidden", arguments.positive_int("n_hidden", self.n_hidden))
+        object.__setattr__(self, "init_std", arguments.real("init_std", self.init_std, minimum=0.0))
 
 
 def _check_generator(generator: torch.Generator | None, device: torch.device) -> None:
@@ -235,10 +231,8 @@ class RBM(nn.Module):
             generator: ``torch.Generator`` on the model's device.
             init: optional ``(n, *input_shape)`` starting states in [0, 1].
         """
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be an int >= 1, got {n!r}")
-        if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
-            raise ValueError(f"n_steps must be an int >= 1, got {n_steps!r}")
+        n = arguments.positive_int("n", n)
+        n_steps = arguments.positive_int("n_steps", n_steps)
         _check_generator(generator, self.device)
         if init is None:
             half = torch.full((n, self.n_visible), 0.5, device=self.device, dtype=self.weight.dtype)
@@ -372,8 +366,7 @@ def base_rate_visible_bias(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
 def _check_cd_arguments(rbm: RBM, v_data: torch.Tensor, k: int, chain: torch.Tensor | None):
     if not isinstance(rbm, RBM):
         raise ValueError(f"rbm must be an RBM, got {type(rbm).__name__}")
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be an int >= 1, got {k!r}")
+    k = arguments.positive_int("k", k)
     rbm._check_v(v_data, "v_data")
     if chain is not None:
         rbm._check_v(chain, "chain")
@@ -501,13 +494,12 @@ def fit_rbm(
     """
     if not isinstance(rbm, RBM):
         raise ValueError(f"rbm must be an RBM, got {type(rbm).__name__}")
-    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("k", k)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    epochs = arguments.positive_int("epochs", epochs)
+    batch_size = arguments.positive_int("batch_size", batch_size)
+    k = arguments.positive_int("k", k)
     if n_chains is None:
         n_chains = batch_size
-    if isinstance(n_chains, bool) or not isinstance(n_chains, int) or n_chains < 1:
-        raise ValueError(f"n_chains must be an int >= 1 or None, got {n_chains!r}")
+    n_chains = arguments.positive_int("n_chains", n_chains)
     if not isinstance(persistent, bool):
         raise ValueError(f"persistent must be True or False, got {persistent!r}")
     if not lr > 0:
@@ -701,11 +693,9 @@ def ais_log_partition(
     """
     if not isinstance(rbm, RBM):
         raise ValueError(f"rbm must be an RBM, got {type(rbm).__name__}")
-    if isinstance(n_runs, bool) or not isinstance(n_runs, int) or n_runs < 2:
-        raise ValueError(f"n_runs must be an int >= 2, got {n_runs!r}")
+    n_runs = arguments.integer("n_runs", n_runs, minimum=2)
     if betas is None:
-        if isinstance(n_betas, bool) or not isinstance(n_betas, int) or n_betas < 2:
-            raise ValueError(f"n_betas must be an int >= 2, got {n_betas!r}")
+        n_betas = arguments.integer("n_betas", n_betas, minimum=2)
         betas = torch.linspace(0.0, 1.0, n_betas, dtype=torch.float64)
     if not isinstance(betas, torch.Tensor) or betas.dim() != 1 or betas.numel() < 2:
         raise ValueError("betas must be a 1-D tensor of at least two inverse temperatures")
@@ -777,25 +767,3 @@ MNIST_RBM_TRAINING = {
     "train_split": "train",
     "val_split": "val",
 }
-
-
-def mnist_rbm(
-    device: torch.device | str | None = None, *, progress: bool = True
-) -> tuple[RBM, History]:
-    """The book's trained MNIST RBM and its :class:`vae_lib.History`.
-
-    A 784-500 RBM trained by PCD-1 on the 50,000 ``"train"`` images, dynamically binarized
-    (validated on the 10,000 of ``"val"``), with the settings of ``MNIST_RBM_TRAINING``: an
-    entry of the model zoo (:mod:`vae_lib.zoo`), whose shipped weights are loaded and verified.
-
-    Args:
-        device: where to put the model (default: :func:`vae_lib.default_device`).
-        progress: show a progress bar if it is retrained (``VAE_LIB_RETRAIN``).
-
-    Returns:
-        ``(model, history)``, the model in eval mode.
-    """
-    from . import zoo  # the zoo builds its entry from this module's constants
-
-    model, record = zoo.load("mnist_rbm", device, progress=progress)
-    return model, record.history

@@ -1,19 +1,19 @@
-"""The book's shared models: their architectures and training recipes, and the functions that
-load them trained from the model zoo (:mod:`vae_lib.zoo`).
+"""The book's shared models: their architectures and training recipes. Each is an entry of the
+model zoo (:mod:`vae_lib.zoo`), loaded trained with ``zoo.load(name)``.
 
-* :func:`reference_vae`: a 784-400-20 MLP VAE, 20 epochs. Chapters 2 and 4 use it, and
+* ``"reference_vae"``: a 784-400-20 MLP VAE, 20 epochs. Chapters 2 and 4 use it, and
   chapter 4 shows its learning curves.
-* :func:`mnist_vae`: the book's MLP VAE, 784-400-400-32 with ELU activations, 400 epochs with a
+* ``"mnist_vae"``: the book's MLP VAE, 784-400-400-32 with ELU activations, 400 epochs with a
   KL warm-up and a cosine-decaying learning rate (40 minutes on one CPU core); the model whose
   test log-likelihood chapter 5 reports (about 85 nats, IWAE k = 5000, all test images).
-* :func:`mnist_conv_vae`: a convolutional VAE trained beside it.
-* :func:`comparison_vae`, :func:`comparison_autoencoder` and
-  :func:`comparison_denoising_autoencoder`: the comparison chapter's VAE, plain autoencoder and
+* ``"mnist_conv_vae"``: a convolutional VAE trained beside it.
+* ``"comparison_vae"``, ``"comparison_autoencoder"`` and
+  ``"comparison_denoising_autoencoder"``: the comparison chapter's VAE, plain autoencoder and
   denoising autoencoder, with the reference VAE's networks (784-400-20), the same optimiser and
   the same epochs (:data:`COMPARISON_TRAINING`), so that the objective is the only difference.
 * The 2-D VAE and autoencoder and the beta sweep of chapter 5 (:data:`TWO_D_VAE_CONFIG`,
   :data:`BETA_VAE_CONFIG`, :func:`beta_vae_name`) and chapter 1's ring VAE
-  (:data:`RING_VAE_CONFIG`), loaded with ``zoo.load(name)``.
+  (:data:`RING_VAE_CONFIG`).
 
 The MNIST models have a Bernoulli decoder and are trained with Adam on dynamically binarized
 MNIST: the 50,000 images of the ``"train"`` split, validated on the 10,000 of ``"val"``. Each is
@@ -24,13 +24,10 @@ into the user's cache instead.
 
 from __future__ import annotations
 
-import torch
-
-from .autoencoder import Autoencoder, AutoencoderConfig
-from .conv_vae import ConvVAE, ConvVAEConfig
-from .denoising_autoencoder import DenoisingAutoencoder, DenoisingAutoencoderConfig
-from .training import History
-from .vae import VAE, VAEConfig
+from .autoencoder import AutoencoderConfig
+from .conv_vae import ConvVAEConfig
+from .denoising_autoencoder import DenoisingAutoencoderConfig
+from .vae import VAEConfig
 
 #: Architecture of the reference model.
 REFERENCE_CONFIG = VAEConfig(input_shape=(1, 28, 28), hidden_dims=(400,), latent_dim=20)
@@ -157,87 +154,3 @@ RING_VAE_TRAINING = {
     "lr_schedule": "cosine",
     "binarize": None,
 }
-
-
-def _zoo_model(
-    name: str, device: torch.device | str | None, progress: bool
-) -> tuple[torch.nn.Module, History]:
-    """The zoo's trained ``name`` (its shipped weights, verified) and its training history.
-
-    :mod:`vae_lib.zoo` builds each entry from this module's config and training constants and
-    refuses a checkpoint trained with anything else.
-    """
-    from . import zoo  # zoo builds its entries from this module's constants
-
-    model, record = zoo.load(name, device, progress=progress)
-    return model, record.history
-
-
-def reference_vae(
-    device: torch.device | str | None = None, *, progress: bool = True
-) -> tuple[VAE, History]:
-    """The trained reference VAE and its training :class:`History` (trained on first use).
-
-    Args:
-        device: where to put the model (default: :func:`vae_lib.default_device`).
-        progress: show a progress bar if it has to be trained.
-
-    Returns:
-        ``(model, history)``, the model in eval mode.
-    """
-    return _zoo_model("reference_vae", device, progress)
-
-
-def mnist_vae(
-    device: torch.device | str | None = None, *, progress: bool = True
-) -> tuple[VAE, History]:
-    """The training chapter's MLP VAE (:data:`MNIST_VAE_CONFIG`) and its :class:`History`.
-
-    Same arguments and return value as :func:`reference_vae`.
-    """
-    return _zoo_model("mnist_vae", device, progress)
-
-
-def mnist_conv_vae(
-    device: torch.device | str | None = None, *, progress: bool = True
-) -> tuple[ConvVAE, History]:
-    """The convolutional VAE (:data:`MNIST_CONV_VAE_CONFIG`) and its :class:`History`.
-
-    Same arguments and return value as :func:`reference_vae`.
-    """
-    return _zoo_model("mnist_conv_vae", device, progress)
-
-
-def comparison_vae(
-    device: torch.device | str | None = None, *, progress: bool = True
-) -> tuple[VAE, History]:
-    """The comparison chapter's VAE: :data:`REFERENCE_CONFIG` trained with
-    :data:`COMPARISON_TRAINING`, and its :class:`History`.
-
-    Same arguments and return value as :func:`reference_vae`.
-    """
-    return _zoo_model("comparison_vae", device, progress)
-
-
-def comparison_autoencoder(
-    device: torch.device | str | None = None, *, progress: bool = True
-) -> tuple[Autoencoder, History]:
-    """The comparison chapter's plain autoencoder (:data:`COMPARISON_AE_CONFIG`), trained with
-    :data:`COMPARISON_TRAINING`, and its :class:`History` (whose "ELBO" is the reconstruction
-    log-likelihood: an autoencoder has no KL term).
-
-    Same arguments and return value as :func:`reference_vae`.
-    """
-    return _zoo_model("comparison_autoencoder", device, progress)
-
-
-def comparison_denoising_autoencoder(
-    device: torch.device | str | None = None, *, progress: bool = True
-) -> tuple[DenoisingAutoencoder, History]:
-    """The comparison chapter's denoising autoencoder (:data:`COMPARISON_DAE_CONFIG`), trained
-    with :data:`COMPARISON_TRAINING`, and its :class:`History` (validation numbers score
-    reconstructions of clean images).
-
-    Same arguments and return value as :func:`reference_vae`.
-    """
-    return _zoo_model("comparison_denoising_autoencoder", device, progress)

@@ -6,6 +6,8 @@ import math
 
 import torch
 
+from . import arguments
+
 
 def ring_map(z: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
     """g(z) = z / 10 + z / ||z||, applied row-wise: ``(..., d) -> (..., d)``.
@@ -68,8 +70,7 @@ def sample_gaussian_2d(
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """``n`` draws from N(mean, cov) in 2-D (standard normal by default): ``(n, 2)``."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be an int >= 1, got {n!r}")
+    n = arguments.positive_int("n", n)
     mean_t = torch.as_tensor(mean, dtype=torch.float32, device=device)
     if mean_t.shape != (2,):
         raise ValueError(f"mean must have shape (2,), got {tuple(mean_t.shape)}")
@@ -96,8 +97,8 @@ def sample_ring(
 # -- comparing samples with a density on a grid -----------------------------------------------
 def grid_edges(extent: float = 2.0, bins: int = 80) -> torch.Tensor:
     """The ``bins + 1`` cell edges that split ``[-extent, extent]`` into equal cells (float64)."""
-    if not extent > 0 or isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
-        raise ValueError(f"need extent > 0 and an int bins >= 1, got {extent!r}, {bins!r}")
+    extent = arguments.real("extent", extent, minimum=0.0, strict_minimum=True)
+    bins = arguments.positive_int("bins", bins)
     return torch.linspace(-extent, extent, bins + 1, dtype=torch.float64)
 
 
@@ -111,6 +112,8 @@ def histogram_2d(x: torch.Tensor, extent: float = 2.0, bins: int = 80) -> torch.
         raise ValueError("x must be a tensor of shape (n, 2) with n >= 1")
     grid_edges(extent, bins)  # validates
     x = x.detach().to("cpu", torch.float64)
+    if not torch.isfinite(x).all():
+        raise ValueError("x holds NaN or infinite points, which lie in no cell")
     counts, _ = torch.histogramdd(x, bins=[bins, bins], range=[-extent, extent, -extent, extent])
     return counts / x.shape[0]
 
@@ -132,8 +135,7 @@ def cell_probabilities(
     Returns:
         ``(bins, bins)`` float64 probabilities; ``1 - sum`` is the mass outside the square.
     """
-    if isinstance(subdivisions, bool) or not isinstance(subdivisions, int) or subdivisions < 1:
-        raise ValueError(f"subdivisions must be an int >= 1, got {subdivisions!r}")
+    subdivisions = arguments.positive_int("subdivisions", subdivisions)
     grid_edges(extent, bins)  # validates
     m = bins * subdivisions
     fine = 2.0 * extent / m
@@ -156,6 +158,8 @@ def total_variation(p: torch.Tensor, q: torch.Tensor) -> float:
         raise ValueError("p and q must be tensors of the same shape")
     p = p.detach().to("cpu", torch.float64)
     q = q.detach().to("cpu", torch.float64)
+    if not (torch.isfinite(p).all() and torch.isfinite(q).all()):
+        raise ValueError("p and q must be finite probabilities (one holds NaN or inf)")
     if (p < 0).any() or (q < 0).any() or p.sum() > 1.001 or q.sum() > 1.001:
         raise ValueError("p and q must be non-negative and sum to at most 1")
     rest = (1.0 - p.sum()) - (1.0 - q.sum())

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 
 import torch
 
-from .checks import check_unit_interval
+from . import arguments
+from .checks import check_finite, check_unit_interval
 from .data import BINARIZATIONS, binarize_images, minibatches
 from .loop import History, NonFiniteWatch, TrainingState, train_loop
 
@@ -46,6 +48,30 @@ def _free_bits_kl(out, free_bits: float) -> torch.Tensor:
     return torch.clamp(kl_per_dim, min=free_bits).sum()
 
 
+def _check_model(model: object) -> torch.nn.Module:
+    """``model`` if :func:`fit` and :func:`evaluate_elbo` can use it, else a ValueError."""
+    if not isinstance(model, torch.nn.Module) or next(model.parameters(), None) is None:
+        raise ValueError(
+            "model must be a torch.nn.Module with parameters (a VAE, ConvVAE or autoencoder of "
+            f"vae_lib), got {type(model).__name__}"
+        )
+    taken = inspect.signature(model.forward).parameters
+    if not {"beta", "generator"} <= set(taken):
+        raise ValueError(
+            f"model must be trainable on the ELBO: its forward(x, beta=..., generator=...) "
+            f"returns elbo, reconstruction and kl, as vae_lib's VAE, ConvVAE and autoencoders "
+            f"do; {type(model).__name__}.forward takes {tuple(taken)}"
+        )
+    return model
+
+
+def _check_data(name: str, x: object, model: torch.nn.Module) -> torch.Tensor:
+    """``x`` if it is a data set for ``model``: ``(N, *input_shape)`` in the model's dtype."""
+    shape = getattr(model, "input_shape", None)
+    dtype = next(model.parameters()).dtype
+    return arguments.data_set(name, x, input_shape=shape, dtype=dtype)
+
+
 @torch.no_grad()
 def evaluate_elbo(
     model: torch.nn.Module,
@@ -54,7 +80,11 @@ def evaluate_elbo(
     batch_size: int = 1000,
     generator: torch.Generator | None = None,
 ) -> dict[str, float]:
-    """Average one-sample ELBO, reconstruction and KL over ``x (N, ...)``, in nats per example."""
+    """Average one-sample ELBO, reconstruction and KL over ``x (N, *input_shape)``, in nats per
+    example, in minibatches of ``batch_size`` (the model in eval mode; its mode is restored)."""
+    _check_data("x", x, _check_model(model))
+    batch_size = arguments.positive_int("batch_size", batch_size)
+    arguments.generator("generator", generator, next(model.parameters()).device)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -119,6 +149,11 @@ def fit(
             last step, following half a cosine; usually a better end point for a fixed budget).
         progress: show a ``tqdm`` progress bar.
         seed: seeds the data order, the binarization draws and the reparameterization noise.
+            The same seed gives the same bits on the same machine with the same number of CPU
+            threads (:func:`vae_lib.configure_threads`; another thread count changes the last
+            bits, and so the weights). ``val_x`` draws from the same generator (its static
+            binarization and the validation ELBO's noise), so a run with validation data
+            trains on other draws than one without.
         checkpoint: optional file for a resumable run. After an epoch, once at least
             ``checkpoint_seconds`` have passed since the last save (and after the last epoch),
             the model, the optimizer, the schedule, the random generator and the history are
@@ -137,27 +172,26 @@ def fit(
         ValueError: on bad arguments, or ``train_x`` outside [0, 1] with a binarization or a
             Bernoulli likelihood (checked once, before the first step).
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
-    if not isinstance(train_x, torch.Tensor) or train_x.dim() < 2 or train_x.shape[0] < 1:
-        raise ValueError("train_x must be a tensor of shape (N, ...) with N >= 1")
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr}")
-    if beta < 0:
-        raise ValueError(f"beta must be >= 0, got {beta}")
-    if not kl_warmup_epochs >= 0:
-        raise ValueError(f"kl_warmup_epochs must be >= 0, got {kl_warmup_epochs}")
-    if not free_bits >= 0:
-        raise ValueError(f"free_bits must be >= 0, got {free_bits}")
-    if lr_schedule not in LR_SCHEDULES:
-        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
-    if binarize not in BINARIZATIONS or binarize == "static":
+    _check_model(model)
+    epochs = arguments.positive_int("epochs", epochs)
+    batch_size = arguments.positive_int("batch_size", batch_size)
+    _check_data("train_x", train_x, model)
+    if val_x is not None:
+        _check_data("val_x", val_x, model)
+    lr = arguments.real("lr", lr, minimum=0.0, strict_minimum=True)
+    beta = arguments.real("beta", beta, minimum=0.0)
+    kl_warmup_epochs = arguments.real("kl_warmup_epochs", kl_warmup_epochs, minimum=0.0)
+    free_bits = arguments.real("free_bits", free_bits, minimum=0.0)
+    arguments.one_of("lr_schedule", lr_schedule, LR_SCHEDULES)
+    if binarize == "static" or binarize not in BINARIZATIONS:
         raise ValueError(
             f"binarize must be None, 'dynamic' or 'threshold', got {binarize!r} "
             "(a static binarization is done once by load_mnist)"
         )
+    arguments.one_of("binarize", binarize, BINARIZATIONS)
+    seed = arguments.seed("seed", seed)
+    progress = arguments.boolean("progress", progress)
+    checkpoint_seconds = arguments.real("checkpoint_seconds", checkpoint_seconds, minimum=0.0)
     device = next(model.parameters()).device
     train_x = train_x.to(device)
     generator = torch.Generator(device=device).manual_seed(seed)
@@ -193,6 +227,13 @@ def fit(
     checked = binarize is not None or getattr(model, "likelihood", None) == "bernoulli"
     if checked:
         check_unit_interval("train_x", train_x, "for binarization or a Bernoulli likelihood")
+        if val_x is not None:
+            check_unit_interval("val_x", val_x, "for binarization or a Bernoulli likelihood")
+    else:  # real-valued data: one NaN would make every loss NaN
+        check_finite("train_x", train_x)
+        if val_x is not None:
+            check_finite("val_x", val_x)
+        checked = True
 
     def step(xb: torch.Tensor, epoch: int, batch_index: int, steps_done: int):
         weight = beta

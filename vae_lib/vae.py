@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from . import arguments
 from .distributions import bernoulli_log_likelihood, gaussian_log_likelihood, reparameterize
 from .elementwise import ELU, Softplus
 from .losses import LIKELIHOODS, elbo
@@ -43,11 +44,13 @@ class VAEOutput:
     decoder_output: torch.Tensor
 
 
-def _check_likelihood(likelihood: str, obs_std: float) -> None:
-    if likelihood not in LIKELIHOODS:
-        raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
-    if not obs_std > 0:
-        raise ValueError(f"obs_std must be > 0, got {obs_std}")
+def _check_likelihood(config) -> None:
+    """Check (and store as plain Python values) a config's likelihood fields."""
+    arguments.one_of("likelihood", config.likelihood, LIKELIHOODS)
+    obs_std = arguments.real("obs_std", config.obs_std, minimum=0.0, strict_minimum=True)
+    object.__setattr__(config, "obs_std", obs_std)
+    if hasattr(config, "learn_obs_std"):
+        arguments.boolean("learn_obs_std", config.learn_obs_std)
 
 
 class VAEBase(nn.Module):
@@ -90,17 +93,20 @@ class VAEBase(nn.Module):
         """log sigma^2 of the Gaussian likelihood (a scalar tensor); None for Bernoulli."""
         return self._obs_logvar if self.likelihood == "gaussian" else None
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The floating-point type the model computes in (that of its parameters)."""
+        return next(self.parameters()).dtype
+
     def _check_x(self, x: torch.Tensor) -> None:
         expected = f"(B, {', '.join(map(str, self.input_shape))})"
-        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-            raise ValueError(f"x must be a floating-point tensor of shape {expected}")
+        arguments.float_tensor("x", x, shape=expected, dtype=self.dtype)
         n = len(self.input_shape)
         if x.dim() < n + 1 or tuple(x.shape[-n:]) != self.input_shape:
             raise ValueError(f"x has shape {tuple(x.shape)}; expected {expected}")
 
     def _check_z(self, z: torch.Tensor) -> None:
-        if not isinstance(z, torch.Tensor) or not z.is_floating_point():
-            raise ValueError("z must be a floating-point tensor of shape (..., latent_dim)")
+        arguments.float_tensor("z", z, shape="(..., latent_dim)", dtype=self.dtype)
         if z.dim() < 1 or z.shape[-1] != self.latent_dim:
             raise ValueError(
                 f"z has shape {tuple(z.shape)}; expected (..., latent_dim={self.latent_dim})"
@@ -155,13 +161,21 @@ class VAEBase(nn.Module):
     def forward(
         self, x: torch.Tensor, beta: float = 1.0, generator: torch.Generator | None = None
     ) -> VAEOutput:
-        """One-sample ELBO of each example in ``x (B, *input_shape)``; see :class:`VAEOutput`."""
+        """One-sample ELBO of each example in ``x (B, *input_shape)``; see :class:`VAEOutput`.
+
+        Like :meth:`encode`, it takes any number of leading batch dimensions: ``x`` of shape
+        ``(B1, B2, *input_shape)`` gives ``(B1, B2)`` ELBOs, one per example. (:func:`vae_lib.fit`
+        and :func:`vae_lib.evaluate_elbo` take data sets with one batch dimension.)
+        """
+        beta = arguments.real("beta", beta, minimum=0.0)
+        arguments.generator("generator", generator, self.device)
         mu, logvar = self.encode(x)
         z = reparameterize(mu, logvar, generator=generator)
         out = self.decode(z)
+        event = len(self.input_shape)
         parts = elbo(
-            x.flatten(start_dim=1),
-            out.flatten(start_dim=1),
+            x.flatten(start_dim=x.dim() - event),
+            out.flatten(start_dim=out.dim() - event),
             mu,
             logvar,
             likelihood=self.likelihood,
@@ -197,9 +211,10 @@ class VAEBase(nn.Module):
         Returns:
             ``(n, *input_shape)`` tensor on the model's device.
         """
-        if int(n) < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
-        z = torch.randn(int(n), self.latent_dim, device=self.device, generator=generator)
+        n = arguments.positive_int("n", n)
+        mean = arguments.boolean("mean", mean)
+        arguments.generator("generator", generator, self.device)
+        z = torch.randn(n, self.latent_dim, device=self.device, generator=generator)
         m = self._mean_of(self.decode(z))
         if mean:
             return m
@@ -216,20 +231,17 @@ class VAEBase(nn.Module):
 
 
 def _normalise_mlp_config(config) -> None:
-    """Validate (and turn into int tuples) the fields an MLP encoder/decoder config shares."""
-    object.__setattr__(config, "input_shape", tuple(int(s) for s in config.input_shape))
-    object.__setattr__(config, "hidden_dims", tuple(int(h) for h in config.hidden_dims))
-    if not config.input_shape or any(s < 1 for s in config.input_shape):
-        raise ValueError(f"input_shape must be positive sizes, got {config.input_shape}")
-    if any(h < 1 for h in config.hidden_dims):
-        raise ValueError(f"hidden_dims must be positive, got {config.hidden_dims}")
-    if int(config.latent_dim) < 1:
-        raise ValueError(f"latent_dim must be >= 1, got {config.latent_dim}")
-    if config.activation not in ACTIVATIONS:
-        raise ValueError(
-            f"activation must be one of {tuple(ACTIVATIONS)}, got {config.activation!r}"
-        )
-    _check_likelihood(config.likelihood, config.obs_std)
+    """Validate (and store as ints and int tuples) the fields an MLP encoder/decoder config
+    shares; a ValueError names the first bad field."""
+    shape = arguments.positive_ints("input_shape", config.input_shape)
+    hidden = arguments.positive_ints("hidden_dims", config.hidden_dims, allow_empty=True)
+    object.__setattr__(config, "input_shape", shape)
+    object.__setattr__(config, "hidden_dims", hidden)
+    object.__setattr__(
+        config, "latent_dim", arguments.positive_int("latent_dim", config.latent_dim)
+    )
+    arguments.one_of("activation", config.activation, tuple(ACTIVATIONS))
+    _check_likelihood(config)
 
 
 @dataclass(frozen=True)

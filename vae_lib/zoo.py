@@ -44,7 +44,7 @@ from .classifier import ClassifierConfig, DigitClassifier, fit_classifier
 from .conv_vae import ConvVAE, ConvVAEConfig
 from .data import load_mnist
 from .denoising_autoencoder import DenoisingAutoencoder, DenoisingAutoencoderConfig
-from .device import cpu_name, default_device
+from .device import cpu_name, resolve_device
 from .gan import GAN, GANConfig, fit_gan
 from .loop import History
 from .rbm import RBM, RBMConfig, fit_rbm
@@ -469,7 +469,7 @@ def load(
             config or recipe than the code's entry (the message names the file).
     """
     e = entry(name)
-    device = torch.device(device) if device is not None else default_device()
+    device = resolve_device(device)
     if retrain is None:
         retrain = _retrain_requested(name)
     if retrain:
