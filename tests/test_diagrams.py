@@ -97,3 +97,109 @@ def test_malformed_graphs_raise():
         D.Node("a", "a", 11, 1, "data")
     with pytest.raises(ValueError, match="TrainingGraph"):
         D.draw_training_graph("VAE")
+
+
+def forward_arrows(ax):
+    """The arrows drawn on an axes (one Annotation per edge)."""
+    return [c for c in ax.get_children() if isinstance(c, Annotation)]
+
+
+def arrow_colours(ax):
+    return [to_rgba(a.arrow_patch.get_edgecolor()) for a in forward_arrows(ax)]
+
+
+def test_vae_structure_is_encoder_sample_decoder_with_two_cost_terms():
+    g = D.VAE_STRUCTURE
+    # the forward path x -> encoder -> (mu, sigma) -> z -> decoder -> reconstruction
+    chain = ["x", "enc", "musig", "z", "dec", "xhat"]
+    for a, b in zip(chain, chain[1:], strict=False):
+        assert any(e.src == a and e.dst == b and not e.dashed for e in g.edges), (a, b)
+    assert g.reaches("x", "xhat") and not g.reaches("xhat", "x")
+    # the noise is injected into z, and only there; it is the only random node
+    assert [n.name for n in g.random_nodes] == ["eps"] and g.node("eps").kind == "noise"
+    assert [e.dst for e in g.edges if e.src == "eps"] == ["z"]
+    assert "\\epsilon" in g.node("z").label and "\\sigma" in g.node("z").label
+    # the two loss terms: reconstruction compares x with the decoder's output, KL reads mu, sigma
+    assert {n.name for n in g.cost_nodes} == {"rec", "kl"}
+    assert {e.src for e in g.edges if e.dst == "rec"} == {"x", "xhat"}
+    assert {e.src for e in g.edges if e.dst == "kl"} == {"musig"}
+    assert "KL" in g.node("kl").label and "p(z)" in g.node("kl").label
+    assert "q_\\phi" in g.node("enc").label and "p_\\theta" in g.node("dec").label
+
+
+def test_plot_vae_structure_draws_every_node_and_edge():
+    fig = D.plot_vae_structure()
+    (ax,) = fig.axes
+    assert set(boxes(ax)) == {n.label for n in D.VAE_STRUCTURE.nodes}
+    assert len(forward_arrows(ax)) == len(D.VAE_STRUCTURE.edges)
+    assert ax.get_title(loc="left") == D.VAE_STRUCTURE.title
+
+
+def test_the_gradient_reaches_phi_only_in_the_reparameterized_form():
+    original, reparam = D.REPARAMETERIZATION_GRAPHS.values()
+    assert list(D.REPARAMETERIZATION_GRAPHS) == ["original", "reparameterized"]
+    # both forms compute f from phi and x
+    for g in (original, reparam):
+        assert g.reaches("phi", "f") and g.reaches("x", "f")
+        assert g.reaches("f", "z", gradient=True)
+    assert not original.reaches("f", "phi", gradient=True)
+    assert reparam.reaches("f", "phi", gradient=True)
+    # the original form's z -> phi arrow is drawn, but as a blocked gradient
+    (blocked,) = [e for e in original.edges if e.blocked]
+    assert (blocked.src, blocked.dst) == ("z", "phi")
+    assert not any(e.blocked for e in reparam.edges)
+    grad = {
+        k: [(e.src, e.dst) for e in g.edges if e.gradient]
+        for k, g in D.REPARAMETERIZATION_GRAPHS.items()
+    }
+    assert grad == {"original": [("f", "z")], "reparameterized": [("f", "z"), ("z", "phi")]}
+
+
+def test_z_is_random_only_in_the_original_form_and_eps_only_in_the_reparameterized():
+    original, reparam = D.REPARAMETERIZATION_GRAPHS.values()
+    assert [n.name for n in original.random_nodes] == ["z"]
+    assert [n.name for n in reparam.random_nodes] == ["eps"]
+    assert reparam.node("z").kind == "latent"
+    assert reparam.reaches("eps", "z") and "eps" not in {n.name for n in original.nodes}
+
+
+def test_plot_reparameterization_graph_has_two_panels_and_red_arrows_where_gradients_flow():
+    fig = D.plot_reparameterization_graph()
+    assert [ax.get_title(loc="left") for ax in fig.axes] == [
+        "Original form",
+        "Reparameterized form",
+    ]
+    red = to_rgba(D.GRADIENT_COLOUR)
+    grey = to_rgba(D.BLOCKED_COLOUR)
+    for ax, g in zip(fig.axes, D.REPARAMETERIZATION_GRAPHS.values(), strict=True):
+        assert set(boxes(ax)) == {n.label for n in g.nodes}
+        colours = arrow_colours(ax)
+        assert len(colours) == len(g.edges)
+        assert colours.count(red) == sum(e.gradient for e in g.edges)
+        assert colours.count(grey) == sum(e.blocked for e in g.edges)
+    assert [arrow_colours(ax).count(red) for ax in fig.axes] == [1, 2]
+    # random nodes are drawn in the random style, dashed
+    face = to_rgba(D.NODE_STYLES["random"][1])
+    for ax, g in zip(fig.axes, D.REPARAMETERIZATION_GRAPHS.values(), strict=True):
+        drawn = boxes(ax)
+        for n in g.nodes:
+            is_random_face = drawn[n.label].get_bbox_patch().get_facecolor() == face
+            assert is_random_face == (n.kind == "random"), n.name
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "random node (a sample)" in labels and "backpropagated gradient" in labels
+
+
+def test_reaches_follows_arrows_and_rejects_unknown_nodes():
+    a, b, c = (D.Node(n, n, 1, 1, "data") for n in "abc")
+    g = D.TrainingGraph(
+        "t",
+        (a, b, c),
+        (D.Edge("a", "b"), D.Edge("c", "b", gradient=True), D.Edge("b", "a", blocked=True)),
+    )
+    assert g.reaches("a", "b") and not g.reaches("b", "a") and not g.reaches("c", "b")
+    assert g.reaches("c", "b", gradient=True) and not g.reaches("a", "b", gradient=True)
+    assert not g.reaches("a", "a")
+    with pytest.raises(KeyError):
+        g.reaches("a", "d")
+    with pytest.raises(ValueError, match="not both"):
+        D.Edge("a", "b", gradient=True, blocked=True)

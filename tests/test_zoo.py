@@ -229,3 +229,12 @@ def test_cpu_name_is_recorded_in_every_manifest_entry():
     assert V.device.cpu_name()
     for info in zoo.read_manifest()["models"].values():
         assert info["training"]["cpu"] and info["training"]["torch"]
+
+
+def test_the_warmup_entry_differs_from_the_beta_16_sweep_model_only_by_its_warmup():
+    warm, plain = zoo.entry("beta_vae_16_warmup"), zoo.entry("beta_vae_16")
+    assert warm.config == plain.config and warm.model == plain.model
+    recipe = dict(warm.recipe)
+    assert recipe.pop("kl_warmup_epochs") == 10
+    assert recipe == dict(plain.recipe) and recipe["beta"] == 16.0 and recipe["free_bits"] == 0.0
+    assert warm.fingerprint() != plain.fingerprint()

@@ -79,7 +79,8 @@ SHORT_ON_PURPOSE = {"reference_vae"}
     ],
 )
 def test_every_mnist_vae_and_autoencoder_ran_until_its_validation_curve_was_flat(name):
-    # the last fifth of the epochs adds less than a nat (and less than 5% of the run's gain)
+    # the last fifth of the epochs adds less than a nat (and less than 5% of the run's whole
+    # change: a KL warm-up run's ELBO falls once the KL weight reaches beta)
     curve = zoo.load(name, "cpu")[1].history.val_elbo
     late = curve[-1] - curve[-max(2, len(curve) // 5)]
-    assert late < min(1.0, 0.05 * (curve[-1] - curve[0])), f"{name} was still improving"
+    assert late < min(1.0, 0.05 * abs(curve[-1] - curve[0])), f"{name} was still improving"

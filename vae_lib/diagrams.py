@@ -7,6 +7,12 @@ plain autoencoder, a denoising autoencoder, a VAE, a GAN and an RBM), and
 :func:`plot_training_graphs` draws them one above the other. The VAE's KL term, the one cost term
 that no other model has, is highlighted.
 
+Two more figures use the same data model: :data:`VAE_STRUCTURE`, the VAE's architecture with the
+two terms of its loss (:func:`plot_vae_structure`), and :data:`REPARAMETERIZATION_GRAPHS`, the
+computational graph of the reparameterization trick in its original and reparameterized forms
+(:func:`plot_reparameterization_graph`, after Kingma & Welling 2019, Fig. 2.3): which nodes are
+random, and along which arrows the gradient of the cost flows back to the encoder's parameters.
+
 A graph is data (:class:`TrainingGraph` of :class:`Node` and :class:`Edge`) checked when it is
 built, so a typo in a node name fails loudly instead of drawing a dangling arrow.
 """
@@ -27,7 +33,13 @@ NODE_STYLES: dict[str, tuple[str, str, str, str]] = {
     "noise": ("round,pad=0.35", "#ffffff", "#666666", "dashed"),
     "network": ("square,pad=0.45", "#d6e6f5", "#1f4e79", "solid"),
     "cost": ("round4,pad=0.4", "#fbe0d4", "#a23b12", "solid"),
+    "random": ("round,pad=0.45", "#eadcf7", "#6a3d9a", "dashed"),
+    "parameter": ("square,pad=0.4", "#dcefd9", "#2e6b2a", "solid"),
 }
+#: Colour of the arrows that carry a gradient backwards (backpropagation).
+GRADIENT_COLOUR = "#c0001a"
+#: Colour of a gradient that cannot be propagated (it would have to pass through a sample).
+BLOCKED_COLOUR = "#888888"
 #: Face and edge colour of a highlighted node (the VAE's KL term): blue, as in the seed figure.
 HIGHLIGHT = ("#cfe0ff", "#0b3d91")
 
@@ -40,7 +52,8 @@ class Node:
         name: identifier used by :class:`Edge` (unique within a graph).
         label: the text shown (Matplotlib mathtext allowed, e.g. ``r"$\\hat{x}$"``).
         x, y: centre, in the graph's coordinates (x in [0, 10], y in [0, 2.4]).
-        kind: one of :data:`NODE_STYLES` (data, latent, noise, network, cost).
+        kind: one of :data:`NODE_STYLES`: data, latent (deterministic), noise (injected),
+            network, cost, random (a sampled random variable), parameter.
         highlight: draw in :data:`HIGHLIGHT` colours (used for the VAE's KL term).
     """
 
@@ -67,6 +80,13 @@ class Edge:
         label: optional text placed at the arrow's middle.
         dashed: dashed arrows feed a cost term (they carry no computation of the model).
         rad: curvature (0 is straight; see Matplotlib's ``arc3`` connection style).
+        gradient: the arrow carries a gradient backwards (drawn in :data:`GRADIENT_COLOUR`),
+            from the node that receives a derivative to the node it is passed on to.
+        blocked: a gradient that cannot flow (drawn dotted in :data:`BLOCKED_COLOUR` and
+            crossed out); it is not part of any gradient path.
+        shift: moves the whole arrow by this much, in graph units (a gradient arrow drawn
+            beside the forward arrow between the same two nodes).
+        label_offset: where the label sits relative to the arrow's middle, in graph units.
     """
 
     src: str
@@ -74,6 +94,14 @@ class Edge:
     label: str = ""
     dashed: bool = False
     rad: float = 0.0
+    gradient: bool = False
+    blocked: bool = False
+    shift: tuple[float, float] = (0.0, 0.0)
+    label_offset: tuple[float, float] = (0.0, 0.32)
+
+    def __post_init__(self) -> None:
+        if self.gradient and self.blocked:
+            raise ValueError(f"edge {self.src!r} -> {self.dst!r}: gradient or blocked, not both")
 
 
 @dataclass(frozen=True)
@@ -105,6 +133,33 @@ class TrainingGraph:
     def cost_nodes(self) -> tuple[Node, ...]:
         """The cost terms that drive this model's training step."""
         return tuple(n for n in self.nodes if n.kind == "cost")
+
+    @property
+    def random_nodes(self) -> tuple[Node, ...]:
+        """The nodes that are drawn at random (kinds ``random`` and ``noise``)."""
+        return tuple(n for n in self.nodes if n.kind in ("random", "noise"))
+
+    def reaches(self, src: str, dst: str, *, gradient: bool = False) -> bool:
+        """Whether a chain of arrows leads from node ``src`` to node ``dst``.
+
+        With ``gradient=False`` the forward arrows (not gradient, not blocked) are followed;
+        with ``gradient=True`` only the gradient arrows: whether a derivative of ``src`` is
+        propagated back to ``dst``.
+        """
+        for end in (src, dst):
+            self.node(end)  # KeyError on a wrong name
+        step: dict[str, list[str]] = {}
+        for e in self.edges:
+            if e.blocked or e.gradient != gradient:
+                continue
+            step.setdefault(e.src, []).append(e.dst)
+        seen, todo = {src}, [src]
+        while todo:
+            for nxt in step.get(todo.pop(), []):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return dst in seen and src != dst
 
 
 _Y, _LOW, _HIGH = 1.2, 0.25, 2.15  # main row, cost row, noise row
@@ -245,8 +300,22 @@ TRAINING_GRAPHS: dict[str, TrainingGraph] = {
 }
 
 
-def draw_training_graph(graph: TrainingGraph, ax: Axes | None = None) -> Axes:
-    """Draw one :class:`TrainingGraph` on ``ax`` (a new figure if None) and return ``ax``."""
+def draw_training_graph(
+    graph: TrainingGraph,
+    ax: Axes | None = None,
+    *,
+    fontsize: float = 10,
+    caption_below: bool = False,
+) -> Axes:
+    """Draw one :class:`TrainingGraph` on ``ax`` (a new figure if None) and return ``ax``.
+
+    Args:
+        graph: what to draw.
+        ax: where (default: a new 11 x 2.4 inch figure).
+        fontsize: the nodes' font size in points (edge labels and caption are 1 pt smaller).
+        caption_below: put the caption under the graph, centred, instead of at the top right
+            (for narrow panels).
+    """
     if not isinstance(graph, TrainingGraph):
         raise ValueError(f"graph must be a TrainingGraph, got {type(graph).__name__}")
     if ax is None:
@@ -265,7 +334,7 @@ def draw_training_graph(graph: TrainingGraph, ax: Axes | None = None) -> Axes:
             n.label,
             ha="center",
             va="center",
-            fontsize=10,
+            fontsize=fontsize,
             fontweight="bold" if n.highlight else "normal",
             bbox={
                 "boxstyle": boxstyle,
@@ -278,16 +347,28 @@ def draw_training_graph(graph: TrainingGraph, ax: Axes | None = None) -> Axes:
         )
     for e in graph.edges:
         src, dst = graph.node(e.src), graph.node(e.dst)
-        colour = HIGHLIGHT[1] if dst.highlight else ("#a23b12" if e.dashed else "#333333")
+        if e.gradient:
+            colour, linestyle, width = GRADIENT_COLOUR, "-", 2.6
+        elif e.blocked:
+            colour, linestyle, width = BLOCKED_COLOUR, ":", 2.0
+        elif dst.highlight:
+            colour, linestyle, width = HIGHLIGHT[1], "--" if e.dashed else "-", 1.3
+        else:
+            colour = "#a23b12" if e.dashed else "#333333"
+            linestyle, width = "--" if e.dashed else "-", 1.3
+        (sx, sy), (dx, dy) = (
+            (src.x + e.shift[0], src.y + e.shift[1]),
+            (dst.x + e.shift[0], dst.y + e.shift[1]),
+        )
         ax.annotate(
             "",
-            xy=(dst.x, dst.y),
-            xytext=(src.x, src.y),
+            xy=(dx, dy),
+            xytext=(sx, sy),
             arrowprops={
-                "arrowstyle": "-|>",
+                "arrowstyle": "-|>,head_length=0.6,head_width=0.3" if e.gradient else "-|>",
                 "color": colour,
-                "linestyle": "--" if e.dashed else "-",
-                "linewidth": 1.3,
+                "linestyle": linestyle,
+                "linewidth": width,
                 "patchA": boxes[e.src].get_bbox_patch(),
                 "patchB": boxes[e.dst].get_bbox_patch(),
                 "shrinkA": 2,
@@ -296,19 +377,44 @@ def draw_training_graph(graph: TrainingGraph, ax: Axes | None = None) -> Axes:
             },
             zorder=2,
         )
+        middle = ((sx + dx) / 2, (sy + dy) / 2)
+        if e.blocked:  # a cross on the arrow: this derivative does not exist
+            ax.text(
+                *middle,
+                r"$\times$",
+                ha="center",
+                va="center",
+                fontsize=fontsize + 8,
+                color=GRADIENT_COLOUR,
+                fontweight="bold",
+                zorder=4,
+            )
         if e.label:
             ax.text(
-                (src.x + dst.x) / 2,
-                (src.y + dst.y) / 2 + 0.32,
+                middle[0] + e.label_offset[0],
+                middle[1] + e.label_offset[1],
                 e.label,
                 ha="center",
                 va="center",
-                fontsize=9,
-                color="#333333",
+                fontsize=fontsize - 1,
+                color=GRADIENT_COLOUR if (e.gradient or e.blocked) else "#333333",
             )
-    ax.set_title(graph.title, loc="left", fontsize=12)
-    if graph.caption:
-        ax.text(10.4, 2.6, graph.caption, ha="right", va="top", fontsize=9, style="italic")
+    ax.set_title(graph.title, loc="left", fontsize=fontsize + 2)
+    if graph.caption and caption_below:
+        ax.text(
+            0.5,
+            0.0,
+            graph.caption,
+            ha="center",
+            va="top",
+            fontsize=fontsize - 1,
+            style="italic",
+            transform=ax.transAxes,
+        )
+    elif graph.caption:
+        ax.text(
+            10.4, 2.6, graph.caption, ha="right", va="top", fontsize=fontsize - 1, style="italic"
+        )
     return ax
 
 
@@ -331,4 +437,164 @@ def plot_training_graphs(names: Sequence[str] | None = None) -> Figure:
     for ax, name in zip(axes, names, strict=True):
         draw_training_graph(TRAINING_GRAPHS[name], ax)
     fig.tight_layout()
+    return fig
+
+
+#: The VAE's structure: encoder, reparameterized sample, decoder, and the two terms of the loss
+#: (the negative ELBO is their sum). Drawn by :func:`plot_vae_structure`.
+VAE_STRUCTURE = TrainingGraph(
+    "The variational autoencoder",
+    (
+        Node("x", "$x$", 0.3, _Y, "data"),
+        Node("enc", "encoder\n" r"$q_\phi(z \mid x)$", 1.75, _Y, "network"),
+        Node("musig", r"$\mu_\phi(x),\ \sigma_\phi(x)$", 3.55, _Y, "latent"),
+        Node("eps", r"$\epsilon \sim \mathcal{N}(0, I)$", 5.55, _HIGH, "noise"),
+        Node("z", r"$z = \mu + \sigma \odot \epsilon$", 5.55, _Y, "latent"),
+        Node("dec", "decoder\n" r"$p_\theta(x \mid z)$", 7.35, _Y, "network"),
+        Node("xhat", "reconstruction\n" r"$\hat{x}$", 9.0, _Y, "data"),
+        Node(
+            "rec",
+            "reconstruction term\n" r"$-\log p_\theta(x \mid z)$",
+            7.6,
+            _LOW,
+            "cost",
+        ),
+        Node(
+            "kl",
+            "KL to the prior\n" r"$\mathrm{KL}(q_\phi(z \mid x) \,\|\, p(z))$",
+            2.6,
+            _HIGH,
+            "cost",
+            highlight=True,
+        ),
+    ),
+    (
+        Edge("x", "enc"),
+        Edge("enc", "musig"),
+        Edge("musig", "z"),
+        Edge("eps", "z"),
+        Edge("z", "dec"),
+        Edge("dec", "xhat"),
+        Edge("x", "rec", dashed=True, rad=0.1),
+        Edge("xhat", "rec", dashed=True),
+        Edge("musig", "kl", dashed=True),
+    ),
+    "loss = $-$ELBO = reconstruction term + KL term",
+)
+
+
+def plot_vae_structure() -> Figure:
+    """The VAE's structure (:data:`VAE_STRUCTURE`): x through the encoder to mu and sigma, the
+    sample z = mu + sigma * eps with injected noise eps, the decoder's reconstruction, and the
+    two cost terms (reconstruction and KL to the prior). Returns the figure (one axes)."""
+    fig, ax = plt.subplots(figsize=(11, 3.3))
+    draw_training_graph(VAE_STRUCTURE, ax, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+_BOTTOM, _MIDDLE, _TOP = 0.35, 1.3, 2.25  # rows of the computational graphs
+
+
+def _gradient_edges(blocked: bool) -> tuple[Edge, ...]:
+    """The backward arrows of the reparameterization graphs: f to z, then z to phi (blocked in
+    the original form), each drawn beside its forward arrow, on the left."""
+    to_phi = r"$\partial f / \partial \phi$" + (" ?" if blocked else "")
+    return (
+        Edge(
+            "f",
+            "z",
+            r"$\partial f / \partial z$",
+            gradient=True,
+            shift=(-0.32, 0.0),
+            label_offset=(-0.85, 0.0),
+        ),
+        Edge(
+            "z",
+            "phi",
+            to_phi,
+            gradient=not blocked,
+            blocked=blocked,
+            shift=(-0.2, 0.16),
+            label_offset=(-0.95, 0.22),
+        ),
+    )
+
+
+#: The reparameterization trick's computational graph, after Kingma & Welling (2019), Fig. 2.3:
+#: ``"original"``, z sampled from q_phi(z|x), so the derivative of f stops at the random node z;
+#: ``"reparameterized"``, z = g(phi, x, eps) deterministic given the noise eps, so the derivative
+#: flows back through z to phi. Drawn by :func:`plot_reparameterization_graph`.
+REPARAMETERIZATION_GRAPHS: dict[str, TrainingGraph] = {
+    "original": TrainingGraph(
+        "Original form",
+        (
+            Node("phi", r"$\phi$", 2.0, _BOTTOM, "parameter"),
+            Node("x", "$x$", 6.6, _BOTTOM, "data"),
+            Node("z", r"$z \sim q_\phi(z \mid x)$", 4.3, _MIDDLE, "random"),
+            Node("f", "$f(z)$", 4.3, _TOP, "cost"),
+        ),
+        (Edge("phi", "z"), Edge("x", "z"), Edge("z", "f"), *_gradient_edges(blocked=True)),
+        "z is a sample: the derivative of f reaches z,\nbut cannot pass through the sampling "
+        r"to $\phi$",
+    ),
+    "reparameterized": TrainingGraph(
+        "Reparameterized form",
+        (
+            Node("phi", r"$\phi$", 2.0, _BOTTOM, "parameter"),
+            Node("x", "$x$", 4.9, _BOTTOM, "data"),
+            Node("eps", r"$\epsilon \sim \mathcal{N}(0, I)$", 7.8, _BOTTOM, "random"),
+            Node("z", r"$z = g(\phi, x, \epsilon)$", 4.3, _MIDDLE, "latent"),
+            Node("f", "$f(z)$", 4.3, _TOP, "cost"),
+        ),
+        (
+            Edge("phi", "z"),
+            Edge("x", "z"),
+            Edge("eps", "z"),
+            Edge("z", "f"),
+            *_gradient_edges(blocked=False),
+        ),
+        r"z is deterministic given $\epsilon$: $\partial f / \partial \phi = "
+        r"(\partial f / \partial z)(\partial z / \partial \phi)$"
+        "\nflows back through z",
+    ),
+}
+
+
+def plot_reparameterization_graph() -> Figure:
+    """The reparameterization trick's computational graph, two panels side by side
+    (:data:`REPARAMETERIZATION_GRAPHS`): the original form, where z is a random node and no
+    gradient path leads from f back to phi, and the reparameterized form, where the noise eps is
+    the only random node and the gradient flows back through z to phi. A legend below names the
+    node and arrow styles. Returns the figure (two axes, the legend on the figure)."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.0))
+    for ax, graph in zip(axes, REPARAMETERIZATION_GRAPHS.values(), strict=True):
+        draw_training_graph(graph, ax, fontsize=14, caption_below=True)
+        ax.set_xlim(0.3, 9.3)
+        ax.set_ylim(-0.05, 2.6)
+    style = NODE_STYLES
+    handles = [
+        Patch(
+            facecolor=style["random"][1],
+            edgecolor=style["random"][2],
+            linestyle="--",
+            label="random node (a sample)",
+        ),
+        Patch(
+            facecolor=style["latent"][1], edgecolor=style["latent"][2], label="deterministic node"
+        ),
+        Patch(
+            facecolor=style["parameter"][1],
+            edgecolor=style["parameter"][2],
+            label=r"encoder parameters $\phi$",
+        ),
+        Line2D([], [], color="#333333", lw=1.3, label="forward computation"),
+        Line2D([], [], color=GRADIENT_COLOUR, lw=2.6, label="backpropagated gradient"),
+        Line2D([], [], color=BLOCKED_COLOUR, lw=2.0, ls=":", label="no gradient path"),
+    ]
+    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=12, frameon=False)
+    fig.tight_layout(rect=(0, 0.13, 1, 1))
     return fig

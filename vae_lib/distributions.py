@@ -133,8 +133,8 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
         0.5 * sum_d (sigma_d^2 + mu_d^2 - 1 - log sigma_d^2),
 
-    i.e. 0.5 * (tr Sigma + mu^T mu - D - log det Sigma). (One of the book's source slides prints
-    "+ log det Sigma"; the sign is minus, which is what makes the KL zero at mu=0, Sigma=I.)
+    i.e. 0.5 * (tr Sigma + mu^T mu - D - log det Sigma). (Graham Taylor's lecture slides on VAEs
+    print "+ log det Sigma"; the sign is minus, which is what makes the KL zero at mu=0, Sigma=I.)
 
     Args:
         mu: ``(..., D)`` means of q(z|x).
@@ -184,7 +184,8 @@ def reparameterize(
 
     The randomness sits in eps, which does not depend on (mu, logvar), so gradients flow into
     both through an ordinary differentiable expression. Note the standard deviation sigma, not the
-    variance: one of the book's sources writes mu + sigma^2 * eps, which has the wrong spread.
+    variance: Seonglae Cho's notes on VAEs write mu + sigma^2 * eps, which has the wrong spread
+    (chapter 4).
 
     Args:
         mu: ``(..., D)`` means.

@@ -1,8 +1,8 @@
 """The book's shared models: their architectures and training recipes. Each is an entry of the
 model zoo (:mod:`vae_lib.zoo`), loaded trained with ``zoo.load(name)``.
 
-* ``"reference_vae"``: a 784-400-20 MLP VAE, 20 epochs. Chapters 2 and 4 use it, and
-  chapter 4 shows its learning curves.
+* ``"reference_vae"``: a 784-400-20 MLP VAE, 20 epochs. Chapters 2 and 4 use it (the
+  naive estimator's failure and the gradient estimators' variances).
 * ``"mnist_vae"``: the book's MLP VAE, 784-400-400-32 with ELU activations, 400 epochs with a
   KL warm-up and a cosine-decaying learning rate (40 minutes on one CPU core); the model whose
   test log-likelihood chapter 5 reports (about 85 nats, IWAE k = 5000, all test images).
