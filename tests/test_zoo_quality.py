@@ -84,3 +84,51 @@ def test_every_mnist_vae_and_autoencoder_ran_until_its_validation_curve_was_flat
     curve = zoo.load(name, "cpu")[1].history.val_elbo
     late = curve[-1] - curve[-max(2, len(curve) // 5)]
     assert late < min(1.0, 0.05 * abs(curve[-1] - curve[0])), f"{name} was still improving"
+
+
+#: Pyro's conditional VAE example: -ELBO of the missing pixels, nats per test image, by number of
+#: given quadrants (its baseline's is the cross-entropy of the regression)
+PYRO_CVAE = {1: 71.8, 2: 51.0, 3: 24.2}
+
+
+def test_the_completion_cvae_beats_its_regression_and_pyros_cvae_on_every_row():
+    cvae, regression = METRICS["quadrant_cvae"]["completion"], METRICS["quadrant_regressor"]
+    assert cvae["protocol"] == zoo.MEASURE_PROTOCOLS["completion"]
+    for n in V.QUADRANT_COUNTS:
+        row = cvae[str(n)]
+        assert row["k"] == zoo.COMPLETION_K
+        assert row["value"] <= row["elbo"]  # the IWAE bound is the tighter one
+        assert row["value"] < regression["completion"][str(n)]["value"]
+        assert row["value"] <= PYRO_CVAE[n]
+
+
+def test_the_regressions_completion_metric_is_what_its_weights_give():
+    model, record = zoo.load("quadrant_regressor", "cpu")
+    test = V.load_mnist("test").images
+    for n in V.QUADRANT_COUNTS:
+        measured = V.regressor_cross_entropy(model, test, n)
+        assert measured == pytest.approx(record.metrics["completion"][str(n)]["value"], abs=1e-3)
+
+
+def test_m2_learns_from_the_unlabelled_images_and_was_trained_on_the_shipped_features():
+    m2, alone = METRICS["m2_semi_supervised"], METRICS["m2_labels_only"]
+    assert m2["test_accuracy"]["value"] >= alone["test_accuracy"]["value"] + 0.05
+    shipped = zoo.read_manifest()["models"]
+    for name in ("m2_semi_supervised", "m2_labels_only"):
+        features = shipped[name]["features"]
+        # retraining the feature VAE means retraining M2 on its new features
+        assert features["sha256"] == shipped[features["model"]]["sha256"], name
+
+
+@pytest.mark.parametrize(
+    "name",
+    [n for n, e in zoo.ENTRIES.items() if e.trainer in ("conditional", "quadrant_regressor")],
+)
+def test_every_conditional_model_ran_until_its_validation_curves_were_flat(name):
+    history = zoo.load(name, "cpu")[1].history.to_dict()
+    curves = [k for k in history if k.startswith(("val_elbo", "val_cross_entropy"))]
+    assert curves
+    for key in curves:
+        curve = history[key]
+        late = abs(curve[-1] - curve[-max(2, len(curve) // 5)])
+        assert late < min(1.0, 0.05 * abs(curve[-1] - curve[0])), f"{name}: {key} still moving"

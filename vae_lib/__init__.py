@@ -32,6 +32,19 @@ from .comparison import (
     reconstruction_cross_entropy,
     sample_from_codes,
 )
+from .conditional import (
+    DIGITS_CVAE_CONFIG,
+    DIGITS_CVAE_TRAINING,
+    QUADRANT_CVAE_CONFIG,
+    QUADRANT_CVAE_TRAINING,
+    ConditionalVAE,
+    ConditionalVAEConfig,
+    ConditionalVAEOutput,
+    conditional_iwae_bound,
+    evaluate_conditional_elbo,
+    fit_conditional_vae,
+    one_hot,
+)
 from .conv_vae import ConvVAE, ConvVAEConfig
 from .data import (
     MNIST,
@@ -105,6 +118,20 @@ from .latent import apply_attribute, attribute_vector, encode_mean, interpolate,
 from .linear_gaussian import LinearGaussian
 from .loop import History, NonFiniteLossError, NonFiniteWatch, train_loop
 from .losses import ELBO, elbo
+from .quadrants import (
+    MISSING,
+    QUADRANT_COUNTS,
+    QUADRANT_REGRESSOR_CONFIG,
+    QUADRANT_REGRESSOR_TRAINING,
+    QuadrantRegressor,
+    QuadrantRegressorConfig,
+    fit_quadrant_regressor,
+    masked_cross_entropy,
+    observe,
+    random_quadrant_counts,
+    regressor_cross_entropy,
+    visible_mask,
+)
 from .rbm import (
     MNIST_RBM_CONFIG,
     MNIST_RBM_TRAINING,
@@ -137,6 +164,19 @@ from .reference import (
     TWO_D_VAE_CONFIG,
     beta_vae_name,
 )
+from .semi_supervised import (
+    M2_BASELINE_TRAINING,
+    M2_CONFIG,
+    M2_TRAINING,
+    SemiSupervisedVAE,
+    SemiSupervisedVAEConfig,
+    accuracy_on_images,
+    few_labels,
+    fit_semi_supervised,
+    semi_supervised_loss,
+    vae_features,
+)
+from .style import ink, slant
 from .toy import (
     cell_probabilities,
     grid_edges,
@@ -211,6 +251,41 @@ def __dir__() -> list[str]:
 _configure_threads_at_import()
 
 __all__ = [
+    "DIGITS_CVAE_CONFIG",
+    "DIGITS_CVAE_TRAINING",
+    "QUADRANT_CVAE_CONFIG",
+    "QUADRANT_CVAE_TRAINING",
+    "ConditionalVAE",
+    "ConditionalVAEConfig",
+    "ConditionalVAEOutput",
+    "conditional_iwae_bound",
+    "evaluate_conditional_elbo",
+    "fit_conditional_vae",
+    "one_hot",
+    "MISSING",
+    "QUADRANT_COUNTS",
+    "QUADRANT_REGRESSOR_CONFIG",
+    "QUADRANT_REGRESSOR_TRAINING",
+    "QuadrantRegressor",
+    "QuadrantRegressorConfig",
+    "fit_quadrant_regressor",
+    "masked_cross_entropy",
+    "observe",
+    "random_quadrant_counts",
+    "regressor_cross_entropy",
+    "visible_mask",
+    "M2_BASELINE_TRAINING",
+    "M2_CONFIG",
+    "M2_TRAINING",
+    "SemiSupervisedVAE",
+    "SemiSupervisedVAEConfig",
+    "accuracy_on_images",
+    "few_labels",
+    "fit_semi_supervised",
+    "semi_supervised_loss",
+    "vae_features",
+    "ink",
+    "slant",
     "seeded",
     "beta_vae_name",
     "TWO_D_VAE_CONFIG",

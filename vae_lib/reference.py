@@ -118,7 +118,7 @@ TWO_D_AE_CONFIG = AutoencoderConfig(
 TWO_D_TRAINING = {"epochs": 100, **_ADAM_COSINE_ON_MNIST}
 
 #: The beta sweep of the training chapter (chapter 5): one small VAE per beta.
-BETA_VAE_CONFIG = VAEConfig(input_shape=(1, 28, 28), hidden_dims=(256,), latent_dim=16)
+BETA_VAE_CONFIG = VAEConfig(input_shape=(1, 28, 28), hidden_dims=(128,), latent_dim=16)
 #: The values of beta swept.
 BETAS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 #: The free-bits run beside the sweep: ``(beta, free bits per latent dimension in nats)``.

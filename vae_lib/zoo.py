@@ -41,13 +41,34 @@ from tqdm.auto import tqdm
 from .autoencoder import Autoencoder, AutoencoderConfig
 from .cache import cache_dir
 from .classifier import ClassifierConfig, DigitClassifier, fit_classifier
+from .conditional import (
+    ConditionalVAE,
+    ConditionalVAEConfig,
+    evaluate_conditional_elbo,
+    fit_conditional_vae,
+    one_hot,
+)
 from .conv_vae import ConvVAE, ConvVAEConfig
 from .data import load_mnist
 from .denoising_autoencoder import DenoisingAutoencoder, DenoisingAutoencoderConfig
 from .device import cpu_name, resolve_device
 from .gan import GAN, GANConfig, fit_gan
 from .loop import History
+from .quadrants import (
+    QUADRANT_COUNTS,
+    QuadrantRegressor,
+    QuadrantRegressorConfig,
+    fit_quadrant_regressor,
+    observe,
+    regressor_cross_entropy,
+)
 from .rbm import RBM, RBMConfig, fit_rbm
+from .semi_supervised import (
+    SemiSupervisedVAE,
+    SemiSupervisedVAEConfig,
+    accuracy_on_images,
+    fit_semi_supervised,
+)
 from .toy import sample_ring
 from .training import evaluate_elbo, fit
 from .vae import VAE, VAEConfig
@@ -67,13 +88,24 @@ MODEL_CLASSES: Mapping[str, tuple[type[nn.Module], type]] = MappingProxyType(
         "GAN": (GAN, GANConfig),
         "RBM": (RBM, RBMConfig),
         "DigitClassifier": (DigitClassifier, ClassifierConfig),
+        "ConditionalVAE": (ConditionalVAE, ConditionalVAEConfig),
+        "QuadrantRegressor": (QuadrantRegressor, QuadrantRegressorConfig),
+        "SemiSupervisedVAE": (SemiSupervisedVAE, SemiSupervisedVAEConfig),
     }
 )
 
 #: The training loops an entry can name (its recipe's ``trainer``; ``"fit"`` when absent). All
 #: plug their step into :func:`vae_lib.train_loop` and return a :class:`vae_lib.History`.
 TRAINERS: Mapping[str, Any] = MappingProxyType(
-    {"fit": fit, "gan": fit_gan, "rbm": fit_rbm, "classifier": fit_classifier}
+    {
+        "fit": fit,
+        "gan": fit_gan,
+        "rbm": fit_rbm,
+        "classifier": fit_classifier,
+        "conditional": fit_conditional_vae,
+        "quadrant_regressor": fit_quadrant_regressor,
+        "semi_supervised": fit_semi_supervised,
+    }
 )
 
 #: The quick metric's protocol for each kind of model (recomputed by the checkpoint tests from
@@ -89,6 +121,16 @@ QUICK_METRICS: Mapping[str, str] = MappingProxyType(
         "classifier": "accuracy on the first 500 grey test images, a fraction",
         "ring": "mean one-sample ELBO of 500 points of the ring (vae_lib.sample_ring, CPU "
         "generator seeded 0), z drawn with a CPU generator seeded 0, nats per point",
+        "conditional_labels": "mean one-sample conditional ELBO, log p(x | y) >= ..., of the "
+        "first 500 binarized test images given their labels, z drawn with a CPU generator "
+        "seeded 0, nats per image",
+        "conditional_quadrants": "mean over 1, 2 and 3 given quadrants of the one-sample "
+        "conditional ELBO of the missing pixels of the first 500 grey test images (minus their "
+        "binary cross-entropy), z drawn with a CPU generator seeded 0, nats per image",
+        "quadrant_regressor": "mean over 1, 2 and 3 given quadrants of minus the binary "
+        "cross-entropy of the missing pixels of the first 500 grey test images, nats per image",
+        "semi_supervised": "accuracy of q(y | x) on the first 500 grey test images, x the "
+        "posterior means of the feature VAE, a fraction",
     }
 )
 
@@ -227,7 +269,7 @@ def _from_library(
 
 
 def _book_entries() -> Mapping[str, ZooEntry]:
-    from . import classifier, gan, rbm
+    from . import classifier, conditional, gan, quadrants, rbm, semi_supervised
     from . import reference as r
 
     return _entries(
@@ -324,7 +366,7 @@ def _book_entries() -> Mapping[str, ZooEntry]:
                 "VAE",
                 r.BETA_VAE_CONFIG,
                 {**r.BETA_TRAINING, "beta": beta, "free_bits": free_bits},
-                f"the beta sweep's VAE, 784-256-16, beta = {beta:g}"
+                f"the beta sweep's VAE, 784-128-16, beta = {beta:g}"
                 + (f", free bits {free_bits:g} nats" if free_bits else "")
                 + " (chapter 5)",
             )
@@ -335,8 +377,50 @@ def _book_entries() -> Mapping[str, ZooEntry]:
             "VAE",
             r.BETA_VAE_CONFIG,
             {**r.BETA_TRAINING, "beta": 16.0, "free_bits": 0.0, "kl_warmup_epochs": 10},
-            "the beta sweep's VAE, 784-256-16, beta = 16 reached by a KL warm-up over 10 epochs "
+            "the beta sweep's VAE, 784-128-16, beta = 16 reached by a KL warm-up over 10 epochs "
             "instead of free bits (chapter 5, exercise 2)",
+        ),
+        _from_library(
+            "digits_cvae",
+            "ConditionalVAE",
+            conditional.DIGITS_CVAE_CONFIG,
+            conditional.DIGITS_CVAE_TRAINING,
+            "a class-conditional VAE, (784 + 10)-256-4, standard prior (chapter 7)",
+            trainer="conditional",
+        ),
+        _from_library(
+            "quadrant_cvae",
+            "ConditionalVAE",
+            conditional.QUADRANT_CVAE_CONFIG,
+            conditional.QUADRANT_CVAE_TRAINING,
+            "a conditional VAE that completes digits from 1-3 quadrants, 784-384-32, learned "
+            "prior (chapter 7)",
+            trainer="conditional",
+        ),
+        _from_library(
+            "quadrant_regressor",
+            "QuadrantRegressor",
+            quadrants.QUADRANT_REGRESSOR_CONFIG,
+            quadrants.QUADRANT_REGRESSOR_TRAINING,
+            "the deterministic baseline that regresses the missing quadrants, 784-256-256-784 "
+            "(chapter 7)",
+            trainer="quadrant_regressor",
+        ),
+        _from_library(
+            "m2_semi_supervised",
+            "SemiSupervisedVAE",
+            semi_supervised.M2_CONFIG,
+            semi_supervised.M2_TRAINING,
+            "model M2 on the features of mnist_vae, 100 labels (chapter 7)",
+            trainer="semi_supervised",
+        ),
+        _from_library(
+            "m2_labels_only",
+            "SemiSupervisedVAE",
+            semi_supervised.M2_CONFIG,
+            semi_supervised.M2_BASELINE_TRAINING,
+            "its classifier trained on the same 100 labels alone (chapter 7)",
+            trainer="semi_supervised",
         ),
     )
 
@@ -376,6 +460,26 @@ def quick_metric(model: nn.Module, data: str = "mnist") -> float:
             elif isinstance(model, DigitClassifier):
                 labels = load_mnist("test").labels[:500]
                 value = (model(grey).argmax(-1) == labels).float().mean().item()
+            elif isinstance(model, SemiSupervisedVAE):
+                labels = load_mnist("test").labels[:500]
+                value = accuracy_on_images(model, grey, labels)
+            elif isinstance(model, QuadrantRegressor):
+                value = -sum(regressor_cross_entropy(model, grey, n) for n in QUADRANT_COUNTS) / 3
+            elif isinstance(model, ConditionalVAE) and _completes_quadrants(model):
+                value = 0.0
+                for n in QUADRANT_COUNTS:
+                    c, missing = observe(grey, n)
+                    parts = evaluate_conditional_elbo(
+                        model, grey, c, mask=missing, generator=generator
+                    )
+                    value += parts["elbo"] / len(QUADRANT_COUNTS)
+            elif isinstance(model, ConditionalVAE):
+                test = load_mnist("test", binarize="static", seed=0)
+                binary, labels = test.images[:500], test.labels[:500]
+                parts = evaluate_conditional_elbo(
+                    model, binary, one_hot(labels, model.condition_dim), generator=generator
+                )
+                value = parts["elbo"]
             else:
                 binary = load_mnist("test", binarize="static", seed=0).images[:500]
                 value = evaluate_elbo(model, binary, generator=generator)["elbo"]
@@ -385,9 +489,21 @@ def quick_metric(model: nn.Module, data: str = "mnist") -> float:
     return value
 
 
+def _completes_quadrants(model: ConditionalVAE) -> bool:
+    """Whether a conditional VAE's condition is an image (quadrant completion), not a label."""
+    return model.condition_dim == math.prod(model.input_shape)
+
+
 def _quick_protocol(model: nn.Module, data: str = "mnist") -> str:
     if data == "ring":
         return QUICK_METRICS["ring"]
+    if isinstance(model, QuadrantRegressor):
+        return QUICK_METRICS["quadrant_regressor"]
+    if isinstance(model, SemiSupervisedVAE):
+        return QUICK_METRICS["semi_supervised"]
+    if isinstance(model, ConditionalVAE):
+        kind = "quadrants" if _completes_quadrants(model) else "labels"
+        return QUICK_METRICS[f"conditional_{kind}"]
     for kind, cls in (("gan", GAN), ("rbm", RBM), ("classifier", DigitClassifier)):
         if isinstance(model, cls):
             return QUICK_METRICS[kind]
@@ -571,6 +687,9 @@ def _training_data(recipe: dict[str, Any]) -> tuple[torch.Tensor, ...]:
     return train.images, train.labels, val.images, val.labels
 
 
+#: Importance samples of the conditional NLL of a quadrant-completion CVAE (:func:`measure`).
+COMPLETION_K = 1000
+
 #: The protocols of :func:`measure`'s metrics for the models without a tractable bound.
 MEASURE_PROTOCOLS: Mapping[str, str] = MappingProxyType(
     {
@@ -581,6 +700,12 @@ MEASURE_PROTOCOLS: Mapping[str, str] = MappingProxyType(
         "frechet": "Frechet distance between the digit classifier's features of 10,000 samples "
         "(CPU generator seeded 0) and of the 10,000 grey MNIST test images",
         "test_accuracy": "accuracy on all 10,000 grey MNIST test images, a fraction",
+        "completion": "-log p(missing pixels | visible quadrants) of all 10,000 grey MNIST test "
+        "images, for 1, 2 and 3 given quadrants (vae_lib.quadrants.observe): the binary "
+        "cross-entropy of the missing pixels, summed over them; for a conditional VAE bounded by "
+        f"the conditional IWAE bound with k = {COMPLETION_K} (and, as 'elbo', the one-sample "
+        "ELBO averaged over 10 draws, the estimator of Pyro's example), z drawn with a CPU "
+        "generator seeded 0; nats per image",
     }
 )
 
@@ -596,6 +721,10 @@ def measure(name: str, model: nn.Module, *, progress: bool = True) -> dict[str, 
     model = model.cpu().eval()
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
+        if isinstance(model, QuadrantRegressor) or (
+            isinstance(model, ConditionalVAE) and _completes_quadrants(model)
+        ):
+            return {"completion": _completion_metric(model, generator, progress)}
         if isinstance(model, RBM):
             train = load_mnist("train", binarize="static", seed=0).images
             test = load_mnist("test", binarize="static", seed=0).images
@@ -617,13 +746,49 @@ def measure(name: str, model: nn.Module, *, progress: bool = True) -> dict[str, 
             test = load_mnist("test").images
             value = classifier_frechet_distance(classifier, samples, test)
             return {"frechet": {"value": value, "protocol": MEASURE_PROTOCOLS["frechet"]}}
-        if isinstance(model, DigitClassifier):
+        if isinstance(model, DigitClassifier | SemiSupervisedVAE):
             test = load_mnist("test")
-            value = accuracy(model, test.images, test.labels)
+            if isinstance(model, SemiSupervisedVAE):
+                value = accuracy_on_images(model, test.images, test.labels)
+            else:
+                value = accuracy(model, test.images, test.labels)
             return {
                 "test_accuracy": {"value": value, "protocol": MEASURE_PROTOCOLS["test_accuracy"]}
             }
     return {}
+
+
+def _completion_metric(
+    model: nn.Module, generator: torch.Generator, progress: bool
+) -> dict[str, Any]:
+    """The ``completion`` metric of :data:`MEASURE_PROTOCOLS`: by number of given quadrants."""
+    from .conditional import conditional_iwae_bound
+
+    test = load_mnist("test").images
+    result: dict[str, Any] = {"protocol": MEASURE_PROTOCOLS["completion"]}
+    for n in tqdm(QUADRANT_COUNTS, desc="completion NLL", disable=not progress):
+        if isinstance(model, QuadrantRegressor):
+            result[str(n)] = {"value": regressor_cross_entropy(model, test, n)}
+            continue
+        iwae, elbo = [], []
+        for xb in test.split(500):
+            c, missing = observe(xb, n)
+            iwae.append(
+                conditional_iwae_bound(
+                    model, xb, c, COMPLETION_K, mask=missing, generator=generator
+                )
+            )
+            draws = [model(xb, c, mask=missing, generator=generator).elbo for _ in range(10)]
+            elbo.append(torch.stack(draws).mean(0))
+        iwae_t, elbo_t = torch.cat(iwae), torch.cat(elbo)
+        result[str(n)] = {
+            "value": -iwae_t.mean().item(),
+            "standard_error": iwae_t.std().item() / len(iwae_t) ** 0.5,
+            "elbo": -elbo_t.mean().item(),
+            "k": COMPLETION_K,
+        }
+    result["value"] = sum(result[str(n)]["value"] for n in QUADRANT_COUNTS) / len(QUADRANT_COUNTS)
+    return result
 
 
 def train_entry(
@@ -651,9 +816,9 @@ def train_entry(
     common = {"seed": seed, "progress": progress, "checkpoint": checkpoint, **recipe}
     with torch.random.fork_rng(devices=[]):  # dropout draws from the global generator
         torch.manual_seed(seed)
-        if trainer == "classifier":
+        if trainer in ("classifier", "conditional", "semi_supervised"):
             common.update(val_y=val_y)
-            history = fit_classifier(model, train_x, train_y, val_x=val_x, **common)
+            history = TRAINERS[trainer](model, train_x, train_y, val_x=val_x, **common)
         elif trainer == "gan":
             history = fit_gan(model, train_x, **common)
         else:
@@ -686,6 +851,9 @@ def train_entry(
         },
         "history": history.to_dict(),
     }
+    if isinstance(model, SemiSupervisedVAE):  # its inputs are another entry's features
+        feature_info = read_manifest()["models"].get(model.config.feature_model, {})
+        info["features"] = {"model": model.config.feature_model, "sha256": feature_info["sha256"]}
     return model, info
 
 
@@ -754,6 +922,9 @@ def _measured(metrics: Mapping[str, Any]) -> str:
             parts.append(f"Frechet distance {value:.2f}")
         elif key == "test_accuracy":
             parts.append(f"test accuracy {value:.2%}")
+        elif key == "completion":
+            values = " / ".join(f"{m[str(n)]['value']:.1f}" for n in QUADRANT_COUNTS)
+            parts.append(f"completion NLL {values} (1 / 2 / 3 quadrants)")
     return "; ".join(parts) or "not measured"
 
 
