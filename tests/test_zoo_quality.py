@@ -132,3 +132,20 @@ def test_every_conditional_model_ran_until_its_validation_curves_were_flat(name)
         curve = history[key]
         late = abs(curve[-1] - curve[-max(2, len(curve) // 5)])
         assert late < min(1.0, 0.05 * abs(curve[-1] - curve[0])), f"{name}: {key} still moving"
+
+
+def test_the_naive_sequence_vae_collapses_to_the_language_model():
+    lm, naive = METRICS["words_lm"]["words"], METRICS["words_vae"]["words"]
+    assert lm["protocol"] == naive["protocol"] == zoo.MEASURE_PROTOCOLS["words"]
+    assert naive["kl"] < 0.5 and naive["active_units"] <= 1
+    assert abs(naive["value"] - lm["value"]) < 1.0
+
+
+def test_a_remedy_keeps_five_nats_in_the_code_at_the_language_models_likelihood():
+    lm = METRICS["words_lm"]["words"]["value"]
+    working = [
+        name
+        for name in V.WORDS_REMEDIES
+        if METRICS[name]["words"]["kl"] >= 5 and METRICS[name]["words"]["value"] <= lm + 1
+    ]
+    assert working

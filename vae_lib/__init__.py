@@ -176,6 +176,20 @@ from .semi_supervised import (
     semi_supervised_loss,
     vae_features,
 )
+from .sequence_vae import (
+    WORDS_LM_CONFIG,
+    WORDS_REMEDIES,
+    WORDS_TRAINING,
+    WORDS_VAE_CONFIG,
+    WORDS_WEAK_DECODER_CONFIG,
+    SequenceVAE,
+    SequenceVAEConfig,
+    SequenceVAEOutput,
+    active_latent_units,
+    evaluate_sequence_elbo,
+    fit_sequence_vae,
+    sequence_iwae_bound,
+)
 from .style import ink, slant
 from .toy import (
     cell_probabilities,
@@ -190,6 +204,15 @@ from .toy import (
 )
 from .training import evaluate_elbo, fit
 from .vae import VAE, VAEBase, VAEConfig, VAEOutput
+from .words import (
+    ALPHABET,
+    WORD_LIST_SHA256,
+    WORD_LIST_SIZE,
+    CharVocabulary,
+    WordListError,
+    load_words,
+    word_list,
+)
 
 __version__ = "0.1.0"
 
@@ -251,6 +274,25 @@ def __dir__() -> list[str]:
 _configure_threads_at_import()
 
 __all__ = [
+    "WORDS_LM_CONFIG",
+    "WORDS_REMEDIES",
+    "WORDS_TRAINING",
+    "WORDS_VAE_CONFIG",
+    "WORDS_WEAK_DECODER_CONFIG",
+    "SequenceVAE",
+    "SequenceVAEConfig",
+    "SequenceVAEOutput",
+    "active_latent_units",
+    "evaluate_sequence_elbo",
+    "fit_sequence_vae",
+    "sequence_iwae_bound",
+    "ALPHABET",
+    "WORD_LIST_SHA256",
+    "WORD_LIST_SIZE",
+    "CharVocabulary",
+    "WordListError",
+    "load_words",
+    "word_list",
     "DIGITS_CVAE_CONFIG",
     "DIGITS_CVAE_TRAINING",
     "QUADRANT_CVAE_CONFIG",

@@ -69,9 +69,18 @@ from .semi_supervised import (
     accuracy_on_images,
     fit_semi_supervised,
 )
+from .sequence_vae import (
+    SequenceVAE,
+    SequenceVAEConfig,
+    active_latent_units,
+    evaluate_sequence_elbo,
+    fit_sequence_vae,
+    sequence_iwae_bound,
+)
 from .toy import sample_ring
 from .training import evaluate_elbo, fit
 from .vae import VAE, VAEConfig
+from .words import CharVocabulary, load_words
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 MANIFEST_PATH = WEIGHTS_DIR / "manifest.json"
@@ -91,6 +100,7 @@ MODEL_CLASSES: Mapping[str, tuple[type[nn.Module], type]] = MappingProxyType(
         "ConditionalVAE": (ConditionalVAE, ConditionalVAEConfig),
         "QuadrantRegressor": (QuadrantRegressor, QuadrantRegressorConfig),
         "SemiSupervisedVAE": (SemiSupervisedVAE, SemiSupervisedVAEConfig),
+        "SequenceVAE": (SequenceVAE, SequenceVAEConfig),
     }
 )
 
@@ -105,6 +115,7 @@ TRAINERS: Mapping[str, Any] = MappingProxyType(
         "conditional": fit_conditional_vae,
         "quadrant_regressor": fit_quadrant_regressor,
         "semi_supervised": fit_semi_supervised,
+        "sequence": fit_sequence_vae,
     }
 )
 
@@ -131,6 +142,8 @@ QUICK_METRICS: Mapping[str, str] = MappingProxyType(
         "cross-entropy of the missing pixels of the first 500 grey test images, nats per image",
         "semi_supervised": "accuracy of q(y | x) on the first 500 grey test images, x the "
         "posterior means of the feature VAE, a fraction",
+        "words": "mean one-sample ELBO of the first 500 test words (vae_lib.load_words), z drawn "
+        "with a CPU generator seeded 0, nats per word (for a language model: log p(x))",
     }
 )
 
@@ -138,7 +151,7 @@ QUICK_METRICS: Mapping[str, str] = MappingProxyType(
 #: the recipe keys each needs: MNIST splits of :func:`vae_lib.load_mnist`, or ``n_train``
 #: points of :func:`vae_lib.sample_ring` drawn with a CPU generator seeded ``data_seed``.
 DATASETS: Mapping[str, tuple[str, ...]] = MappingProxyType(
-    {"mnist": ("train_split",), "ring": ("n_train", "data_seed")}
+    {"mnist": ("train_split",), "ring": ("n_train", "data_seed"), "words": ("train_split",)}
 )
 QUICK_METRIC = QUICK_METRICS["elbo"]
 QUICK_METRIC_TOLERANCE = 0.01  # nats: float rounding across thread counts is far below this
@@ -269,7 +282,7 @@ def _from_library(
 
 
 def _book_entries() -> Mapping[str, ZooEntry]:
-    from . import classifier, conditional, gan, quadrants, rbm, semi_supervised
+    from . import classifier, conditional, gan, quadrants, rbm, semi_supervised, sequence_vae
     from . import reference as r
 
     return _entries(
@@ -422,6 +435,25 @@ def _book_entries() -> Mapping[str, ZooEntry]:
             "its classifier trained on the same 100 labels alone (chapter 7)",
             trainer="semi_supervised",
         ),
+        _from_library(
+            "words_lm",
+            "SequenceVAE",
+            sequence_vae.WORDS_LM_CONFIG,
+            sequence_vae.WORDS_TRAINING,
+            "a character language model of English words, GRU 128 (chapter 8)",
+            trainer="sequence",
+        ),
+        *(
+            _from_library(
+                name,
+                "SequenceVAE",
+                config,
+                {**sequence_vae.WORDS_TRAINING, **changes},
+                f"a recurrent VAE of English words, z of 16 dimensions, {text} (chapter 8)",
+                trainer="sequence",
+            )
+            for name, (config, changes, text) in sequence_vae.WORDS_REMEDIES.items()
+        ),
     )
 
 
@@ -450,6 +482,9 @@ def quick_metric(model: nn.Module, data: str = "mnist") -> float:
             if data == "ring":
                 points = sample_ring(500, generator=torch.Generator().manual_seed(0))
                 return evaluate_elbo(model, points, generator=generator)["elbo"]
+            if data == "words":
+                tokens, lengths = CharVocabulary().encode(load_words("test")[:500])
+                return evaluate_sequence_elbo(model, tokens, lengths, generator=generator)["elbo"]
             grey = load_mnist("test").images[:500]
             if isinstance(model, GAN):
                 fake = model.sample(500, generator=generator)
@@ -495,8 +530,8 @@ def _completes_quadrants(model: ConditionalVAE) -> bool:
 
 
 def _quick_protocol(model: nn.Module, data: str = "mnist") -> str:
-    if data == "ring":
-        return QUICK_METRICS["ring"]
+    if data in ("ring", "words"):
+        return QUICK_METRICS[data]
     if isinstance(model, QuadrantRegressor):
         return QUICK_METRICS["quadrant_regressor"]
     if isinstance(model, SemiSupervisedVAE):
@@ -676,6 +711,9 @@ def _training_data(recipe: dict[str, Any]) -> tuple[torch.Tensor, ...]:
     """``(train_x, train_y, val_x, val_y)`` that a recipe names (labels and validation data
     ``None`` where it has none); pops the data keys from ``recipe``."""
     data = recipe.pop("data", "mnist")
+    if data == "words":
+        train_split, val_split = recipe.pop("train_split"), recipe.pop("val_split", None)
+        return load_words(train_split), None, (load_words(val_split) if val_split else None), None
     if data == "ring":
         n, seed = int(recipe.pop("n_train")), int(recipe.pop("data_seed"))
         return sample_ring(n, generator=torch.Generator().manual_seed(seed)), None, None, None
@@ -689,6 +727,8 @@ def _training_data(recipe: dict[str, Any]) -> tuple[torch.Tensor, ...]:
 
 #: Importance samples of the conditional NLL of a quadrant-completion CVAE (:func:`measure`).
 COMPLETION_K = 1000
+#: Importance samples of a sequence VAE's test NLL (:func:`measure`).
+WORDS_K = 100
 
 #: The protocols of :func:`measure`'s metrics for the models without a tractable bound.
 MEASURE_PROTOCOLS: Mapping[str, str] = MappingProxyType(
@@ -700,6 +740,12 @@ MEASURE_PROTOCOLS: Mapping[str, str] = MappingProxyType(
         "frechet": "Frechet distance between the digit classifier's features of 10,000 samples "
         "(CPU generator seeded 0) and of the 10,000 grey MNIST test images",
         "test_accuracy": "accuracy on all 10,000 grey MNIST test images, a fraction",
+        "words": f"on all test words (vae_lib.load_words): nll, -L_K with K = {WORDS_K} importance "
+        "samples (a language model's exact -log p(x)), per word and per predicted character "
+        "(letters and the end token); kl, the mean KL(q(z | x) || p(z)); active_units (posterior "
+        "mean variance > 0.01); exact_match and char_accuracy of the greedy decoding of each "
+        "word's posterior mean (characters compared position by position up to the longer of "
+        "the two words); z drawn with a CPU generator seeded 0; nats",
         "completion": "-log p(missing pixels | visible quadrants) of all 10,000 grey MNIST test "
         "images, for 1, 2 and 3 given quadrants (vae_lib.quadrants.observe): the binary "
         "cross-entropy of the missing pixels, summed over them; for a conditional VAE bounded by "
@@ -725,6 +771,8 @@ def measure(name: str, model: nn.Module, *, progress: bool = True) -> dict[str, 
             isinstance(model, ConditionalVAE) and _completes_quadrants(model)
         ):
             return {"completion": _completion_metric(model, generator, progress)}
+        if isinstance(model, SequenceVAE):
+            return {"words": _words_metric(model, generator, progress)}
         if isinstance(model, RBM):
             train = load_mnist("train", binarize="static", seed=0).images
             test = load_mnist("test", binarize="static", seed=0).images
@@ -756,6 +804,44 @@ def measure(name: str, model: nn.Module, *, progress: bool = True) -> dict[str, 
                 "test_accuracy": {"value": value, "protocol": MEASURE_PROTOCOLS["test_accuracy"]}
             }
     return {}
+
+
+def _words_metric(model: SequenceVAE, generator: torch.Generator, progress: bool) -> dict:
+    """The ``words`` metric of :data:`MEASURE_PROTOCOLS`."""
+    vocab = CharVocabulary()
+    words = load_words("test")
+    log_px, kl, n_chars, exact, right, compared, mus = [], [], 0, 0, 0, 0, []
+    for start in tqdm(range(0, len(words), 500), desc="test words", disable=not progress):
+        batch = words[start : start + 500]
+        tokens, lengths = vocab.encode(batch)
+        log_px.append(sequence_iwae_bound(model, tokens, lengths, WORDS_K, generator=generator))
+        n_chars += int((lengths - 1).sum())
+        if not model.latent_dim:
+            continue
+        mu, logvar = model.encode(tokens, lengths)
+        mus.append(mu)
+        kl.append(0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1))
+        decoded = vocab.decode(model.greedy_decode(mu, max_length=int(lengths.max())))
+        for target, got in zip(batch, decoded, strict=True):
+            exact += target == got
+            right += sum(a == b for a, b in zip(target, got, strict=False))
+            compared += max(len(target), len(got))
+    total = torch.cat(log_px)
+    result: dict[str, Any] = {
+        "protocol": MEASURE_PROTOCOLS["words"],
+        "value": -total.mean().item(),
+        "nll_per_char": -total.sum().item() / n_chars,
+        "k": WORDS_K,
+        "n_words": len(words),
+    }
+    if model.latent_dim:
+        result.update(
+            kl=torch.cat(kl).mean().item(),
+            active_units=active_latent_units(torch.cat(mus)),
+            exact_match=exact / len(words),
+            char_accuracy=right / compared,
+        )
+    return result
 
 
 def _completion_metric(
@@ -821,6 +907,8 @@ def train_entry(
             history = TRAINERS[trainer](model, train_x, train_y, val_x=val_x, **common)
         elif trainer == "gan":
             history = fit_gan(model, train_x, **common)
+        elif trainer == "sequence":
+            history = fit_sequence_vae(model, train_x, val_words=val_x, **common)
         else:
             history = TRAINERS[trainer](model, train_x, val_x=val_x, **common)
     model.cpu().eval()
@@ -922,6 +1010,11 @@ def _measured(metrics: Mapping[str, Any]) -> str:
             parts.append(f"Frechet distance {value:.2f}")
         elif key == "test_accuracy":
             parts.append(f"test accuracy {value:.2%}")
+        elif key == "words":
+            text = f"NLL {value:.2f} nats/word (k={m['k']})"
+            if "kl" in m:
+                text += f", KL {m['kl']:.2f}, {m['active_units']} active units"
+            parts.append(text)
         elif key == "completion":
             values = " / ".join(f"{m[str(n)]['value']:.1f}" for n in QUADRANT_COUNTS)
             parts.append(f"completion NLL {values} (1 / 2 / 3 quadrants)")
