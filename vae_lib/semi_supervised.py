@@ -18,9 +18,10 @@ alpha times the labelled examples' log q(y | x) (:func:`semi_supervised_loss`). 
 q(y | x) is the classifier.
 
 Kingma et al. run M2 on pixels (88.0 % test accuracy with 100 labels) and on the features of a
-VAE trained first on all images, their "M1" (96.7 %). Here x is such a feature vector: the
-posterior mean and standard deviation of a zoo VAE (:func:`vae_features`), a fresh
-z1 ~ q(z1 | image) drawn at every step, and p(x | y, z) is a diagonal Gaussian.
+VAE trained first on all images, their "M1" (96.7 %). Here x is such a feature vector: a draw
+z1 ~ q(z1 | image) from the posterior of a zoo VAE (whose mean and log-variance
+:func:`vae_features` computes), redrawn at every training step and replaced by the posterior
+mean at test time; p(x | y, z) is a diagonal Gaussian.
 """
 
 from __future__ import annotations

@@ -148,8 +148,9 @@ QUICK_METRICS: Mapping[str, str] = MappingProxyType(
 )
 
 #: The data an entry can be trained on (its recipe's ``data``; ``"mnist"`` when absent), with
-#: the recipe keys each needs: MNIST splits of :func:`vae_lib.load_mnist`, or ``n_train``
-#: points of :func:`vae_lib.sample_ring` drawn with a CPU generator seeded ``data_seed``.
+#: the recipe keys each needs: MNIST splits of :func:`vae_lib.load_mnist`, ``n_train``
+#: points of :func:`vae_lib.sample_ring` drawn with a CPU generator seeded ``data_seed``, or
+#: splits of :func:`vae_lib.load_words`.
 DATASETS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {"mnist": ("train_split",), "ring": ("n_train", "data_seed"), "words": ("train_split",)}
 )
@@ -223,13 +224,14 @@ class ZooEntry:
 
     @property
     def data(self) -> str:
-        """``"mnist"`` or ``"ring"``: what the model is trained on (:data:`DATASETS`)."""
+        """``"mnist"``, ``"ring"`` or ``"words"``: what the model is trained on
+        (:data:`DATASETS`)."""
         return str(self.recipe.get("data", "mnist"))
 
     @property
     def trainer(self) -> str:
-        """``"fit"``, ``"gan"``, ``"rbm"`` or ``"classifier"``: which step the loop runs
-        (:data:`TRAINERS`)."""
+        """A key of :data:`TRAINERS` (``"fit"``, ``"gan"``, ``"conditional"``, ``"sequence"``,
+        ...): which training function the recipe runs."""
         return str(self.recipe.get("trainer", "fit"))
 
     def fingerprint(self) -> str:
