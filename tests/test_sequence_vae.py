@@ -177,3 +177,12 @@ def test_config_rejects_bad_settings():
     with pytest.raises(ValueError, match="vocab_size"):
         SequenceVAEConfig(vocab_size=2)
     assert math.isfinite(SequenceVAEConfig().vocab_size)
+
+
+def test_character_matches_counts_exact_words_and_aligned_letters():
+    from vae_lib.sequence_vae import character_matches
+
+    # "cat"/"cat": 3 of 3; "dog"/"dot": 2 of 3; "a"/"ab": 1 of 2 (the extra letter is wrong)
+    assert character_matches(["cat", "dog", "a"], ["cat", "dot", "ab"]) == (1, 6, 8)
+    with pytest.raises(ValueError, match="2 targets"):
+        character_matches(["cat", "dog"], ["cat"])

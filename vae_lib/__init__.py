@@ -186,6 +186,7 @@ from .sequence_vae import (
     SequenceVAEConfig,
     SequenceVAEOutput,
     active_latent_units,
+    character_matches,
     evaluate_sequence_elbo,
     fit_sequence_vae,
     sequence_iwae_bound,
@@ -274,6 +275,7 @@ def __dir__() -> list[str]:
 _configure_threads_at_import()
 
 __all__ = [
+    "character_matches",
     "WORDS_LM_CONFIG",
     "WORDS_REMEDIES",
     "WORDS_TRAINING",

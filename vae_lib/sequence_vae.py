@@ -336,6 +336,21 @@ def active_latent_units(mu: torch.Tensor, threshold: float = 0.01) -> int:
     return int((mu.var(0) > threshold).sum())
 
 
+def character_matches(targets: list[str], decoded: list[str]) -> tuple[int, int, int]:
+    """How well ``decoded`` words reproduce ``targets``: ``(exact, right, compared)``, the number
+    of words decoded exactly, of characters equal position by position, and of positions
+    compared (the longer of the two words, so a missing or extra letter counts as wrong)."""
+    if len(targets) != len(decoded):
+        raise ValueError(f"{len(targets)} targets but {len(decoded)} decoded words")
+    exact = sum(t == d for t, d in zip(targets, decoded, strict=True))
+    right = sum(
+        sum(a == b for a, b in zip(t, d, strict=False))
+        for t, d in zip(targets, decoded, strict=True)
+    )
+    compared = sum(max(len(t), len(d)) for t, d in zip(targets, decoded, strict=True))
+    return exact, right, compared
+
+
 def _word_batches(tokens, lengths, batch_size, generator):
     order = torch.randperm(tokens.shape[0], generator=generator, device=generator.device)
     for start in range(0, tokens.shape[0], batch_size):

@@ -52,6 +52,7 @@ from .conv_vae import ConvVAE, ConvVAEConfig
 from .data import load_mnist
 from .denoising_autoencoder import DenoisingAutoencoder, DenoisingAutoencoderConfig
 from .device import cpu_name, resolve_device
+from .distributions import gaussian_kl
 from .gan import GAN, GANConfig, fit_gan
 from .loop import History
 from .quadrants import (
@@ -73,6 +74,7 @@ from .sequence_vae import (
     SequenceVAE,
     SequenceVAEConfig,
     active_latent_units,
+    character_matches,
     evaluate_sequence_elbo,
     fit_sequence_vae,
     sequence_iwae_bound,
@@ -822,12 +824,10 @@ def _words_metric(model: SequenceVAE, generator: torch.Generator, progress: bool
             continue
         mu, logvar = model.encode(tokens, lengths)
         mus.append(mu)
-        kl.append(0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1))
+        kl.append(gaussian_kl(mu, logvar))
         decoded = vocab.decode(model.greedy_decode(mu, max_length=int(lengths.max())))
-        for target, got in zip(batch, decoded, strict=True):
-            exact += target == got
-            right += sum(a == b for a, b in zip(target, got, strict=False))
-            compared += max(len(target), len(got))
+        counts = character_matches(batch, decoded)
+        exact, right, compared = exact + counts[0], right + counts[1], compared + counts[2]
     total = torch.cat(log_px)
     result: dict[str, Any] = {
         "protocol": MEASURE_PROTOCOLS["words"],
