@@ -21,28 +21,25 @@ import torch
 from torch import nn
 
 from .distributions import bernoulli_log_likelihood, gaussian_log_likelihood
-from .vae import VAEBase, _normalise_mlp_config, mlp
+from .training import Run
+from .vae import ImageModel, _normalise_mlp_config, mlp
 
 
 @dataclass
 class AutoencoderOutput:
-    """What one forward pass of an :class:`Autoencoder` computes; ``(B,)`` tensors in nats.
+    """What one forward pass of an :class:`Autoencoder` computes.
+
+    An autoencoder has no KL term and no bound on log p(x) (it defines no p(x) at all): its
+    training objective is the reconstruction log-likelihood alone.
 
     Attributes:
-        elbo: equal to ``reconstruction``. An autoencoder has no KL term: its training objective
-            is the reconstruction log-likelihood alone. The field is called ``elbo`` only so
-            that :func:`vae_lib.fit` and :class:`vae_lib.History` work unchanged; it is **not**
-            a lower bound on log p(x) (the autoencoder defines no p(x) at all).
-        reconstruction: log p(x | z = encoder(x)), summed over pixels (for the Bernoulli
-            likelihood: minus the binary cross-entropy).
-        kl: zeros; there is no posterior or prior to compare.
+        reconstruction: ``(B,)`` log p(x | z = encoder(x)) in nats, summed over pixels (for the
+            Bernoulli likelihood: minus the binary cross-entropy).
         z: ``(B, D)`` the deterministic codes.
         decoder_output: ``(B, *input_shape)`` logits (Bernoulli) or means (Gaussian) at z.
     """
 
-    elbo: torch.Tensor
     reconstruction: torch.Tensor
-    kl: torch.Tensor
     z: torch.Tensor
     decoder_output: torch.Tensor
 
@@ -72,7 +69,7 @@ class AutoencoderConfig:
         _normalise_mlp_config(self)
 
 
-class Autoencoder(nn.Module):
+class Autoencoder(ImageModel):
     """A deterministic autoencoder with MLP encoder and decoder.
 
     Encoder: x -> hidden_dims -> z (D numbers, no variance). Decoder: z -> reversed(hidden_dims)
@@ -105,27 +102,7 @@ class Autoencoder(nn.Module):
         self.decoder = mlp([c.latent_dim, *reversed(c.hidden_dims), n_in], c.activation)
         self.register_buffer("_obs_logvar", torch.tensor(2.0 * math.log(c.obs_std)))
 
-    # -- shapes -----------------------------------------------------------------------------
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.config.input_shape)
-
-    @property
-    def latent_dim(self) -> int:
-        return int(self.config.latent_dim)
-
-    @property
-    def likelihood(self) -> str:
-        return self.config.likelihood
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
-
-    # the same input checks (and error messages) as the VAE's
-    dtype = VAEBase.dtype
-    _check_x = VAEBase._check_x
-    _check_z = VAEBase._check_z
+    curves = ("reconstruction",)
 
     # -- the two networks -------------------------------------------------------------------
     def corrupt(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -144,6 +121,9 @@ class Autoencoder(nn.Module):
         this returns z itself: the autoencoder's encoder is a function, not a distribution.
         """
         self._check_x(x)
+        return self._encode(x)
+
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
         batch = x.shape[: x.dim() - len(self.input_shape)]
         z = self.encoder(x.reshape(-1, math.prod(self.input_shape)))
         return z.reshape(*batch, self.latent_dim)
@@ -155,6 +135,9 @@ class Autoencoder(nn.Module):
         probabilities), the mean of p(x|z) for the Gaussian one.
         """
         self._check_z(z)
+        return self._decode(z)
+
+    def _decode(self, z: torch.Tensor) -> torch.Tensor:
         out = self.decoder(z.reshape(-1, self.latent_dim))
         return out.reshape(*z.shape[:-1], *self.input_shape)
 
@@ -167,35 +150,38 @@ class Autoencoder(nn.Module):
         return gaussian_log_likelihood(x_flat, out_flat, self._obs_logvar)
 
     def forward(
-        self, x: torch.Tensor, beta: float = 1.0, generator: torch.Generator | None = None
+        self, x: torch.Tensor, generator: torch.Generator | None = None
     ) -> AutoencoderOutput:
         """Reconstruction log-likelihood of each example in ``x (B, *input_shape)``, in nats.
 
         Computes z = encoder(corrupt(x)) and log p(x | z), scored against the clean ``x``.
-        ``beta`` is accepted for :func:`vae_lib.fit` and has no effect (the KL term is zero);
         ``generator`` is passed to :meth:`corrupt` and is otherwise unused.
-
-        Returns:
-            :class:`AutoencoderOutput`; ``elbo`` equals ``reconstruction`` (not a bound).
         """
-        if beta < 0:
-            raise ValueError(f"beta must be >= 0, got {beta}")
         self._check_x(x)
         if x.dim() != len(self.input_shape) + 1:
             raise ValueError(
                 f"x has shape {tuple(x.shape)}; forward takes one batch dimension, "
                 f"(B, {', '.join(map(str, self.input_shape))})"
             )
-        z = self.encode(self.corrupt(x, generator=generator))
-        out = self.decode(z)
-        reconstruction = self._log_likelihood(x, out)
+        return self._forward(x, generator)
+
+    def _forward(self, x: torch.Tensor, generator) -> AutoencoderOutput:
+        z = self._encode(self.corrupt(x, generator=generator))
+        out = self._decode(z)
         return AutoencoderOutput(
-            elbo=reconstruction,
-            reconstruction=reconstruction,
-            kl=torch.zeros_like(reconstruction),
-            z=z,
-            decoder_output=out,
+            reconstruction=self._log_likelihood(x, out), z=z, decoder_output=out
         )
+
+    def training_data(self, data, run: Run, *, name: str) -> torch.Tensor:
+        if run.options.free_bits > 0:
+            raise ValueError("free_bits is a floor on a KL term, which an autoencoder has not")
+        return super().training_data(data, run, name=name)
+
+    def loss(self, batch: torch.Tensor, run: Run):
+        """Minus the mean reconstruction log-likelihood of a minibatch; the part is the
+        reconstruction, ``(B,)`` in nats (``beta`` and the warm-up have nothing to weigh)."""
+        rec = self._forward(batch, run.generator).reconstruction
+        return -rec.mean(), {"reconstruction": rec}
 
     # -- using a trained model --------------------------------------------------------------
     def _mean_of(self, decoder_output: torch.Tensor) -> torch.Tensor:

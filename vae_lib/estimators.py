@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -114,21 +114,47 @@ def naive_log_px(
     return total - math.log(int(n_samples))
 
 
-def _check_posterior(model: object, what: str) -> None:
-    """``model`` must have an approximate posterior and a likelihood (a VAE-like model)."""
-    missing = [m for m in ("encode", "log_px_given_z") if not callable(getattr(model, m, None))]
-    if missing:
-        raise ValueError(
-            f"{what} needs a model with an approximate posterior q(z|x) (encode) and a "
-            f"likelihood p(x|z) (log_px_given_z), a VAE; {type(model).__name__} has no "
-            f"{' or '.join(missing)}"
-        )
+class PosteriorModel(Protocol):
+    """What :func:`iwae_bound` needs of a latent-variable model (every VAE of the library,
+    conditional and sequence VAEs included, and :class:`vae_lib.LinearGaussian`). A *batch* is
+    whatever the family scores: images ``x``, ``(x, c, mask)`` for a conditional VAE,
+    ``(tokens, lengths)`` for a sequence VAE; its tensors have the examples along dim 0.
+
+    * ``latent_dim``: D (0 for a model without a code, whose bound is its exact log p(x));
+    * ``posterior_params(batch) -> (mu, logvar)``, each ``(B, D)``: the approximate posterior
+      q(z | batch);
+    * ``prior_params(batch) -> (mu, logvar) | None``: p(z | batch), ``None`` for N(0, I);
+    * ``log_likelihood(batch, z) -> (S, B)`` for ``z (S, B, D)``: log p(x | z[, c]) in nats;
+    * ``iwae_cost``: numbers held per (example, sample) pair, for chunking;
+    * ``scoring_batch(batch)``: the batch checked and moved to the model's device.
+    """
+
+    latent_dim: int
+    iwae_cost: int
+
+    def posterior_params(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def prior_params(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor] | None: ...
+
+    def log_likelihood(self, batch: Any, z: torch.Tensor | None) -> torch.Tensor: ...
+
+    def scoring_batch(self, batch: Any) -> Any: ...
+
+
+def _rows(batch: Any) -> int:
+    return int((batch[0] if isinstance(batch, tuple) else batch).shape[0])
+
+
+def _batch_slice(batch: Any, start: int, stop: int) -> Any:
+    if isinstance(batch, tuple):
+        return tuple(None if t is None else t[start:stop] for t in batch)
+    return batch[start:stop]
 
 
 @torch.no_grad()
 def iwae_bound(
-    model: LatentVariableModel,
-    x: torch.Tensor,
+    model: PosteriorModel,
+    batch: Any,
     k: int,
     *,
     generator: torch.Generator | None = None,
@@ -138,47 +164,59 @@ def iwae_bound(
 
     L_1 is the ELBO; L_k never decreases with k and tends to log p(x) as k grows
     (Burda et al., 2015). With k = 5000 it is the standard way to report a VAE's test
-    log-likelihood (its negative is the "NLL" in papers).
+    log-likelihood (its negative is the "NLL" in papers). One function for every
+    latent-variable model of the library (:class:`PosteriorModel`): for a conditional VAE it
+    bounds log p(x | c) with the conditional prior p(z | c); for a model without a code
+    (``latent_dim == 0``, a language model) it is the exact log p(x).
 
     Args:
-        model: a VAE-like model with ``encode``, ``log_px_given_z`` and ``latent_dim``.
-        x: ``(B, ...)`` observations (moved to the model's device).
+        model: a latent-variable model (a VAE, ConvVAE, LinearGaussian, ConditionalVAE or
+            SequenceVAE).
+        batch: ``(B, ...)`` observations, or the family's tuple (``(x, c)`` or ``(x, c, mask)``
+            for a conditional VAE, ``(tokens, lengths)`` for a sequence VAE); moved to the
+            model's device and checked as the model's own methods check it.
         k: importance samples per example, >= 1.
         generator: optional ``torch.Generator`` on the model's device.
-        max_elements: bound on decoder outputs held at once.
+        max_elements: bound on the numbers held at once (chunks of examples and samples).
 
     Returns:
         ``(B,)`` one draw of the bound per example, in nats.
     """
     k = _check_count("k", k)
     max_elements = _check_count("max_elements", max_elements)
-    _check_batch(x)
-    _check_posterior(model, "iwae_bound")
-    device, dtype = _placement(model, x)
+    if not callable(getattr(model, "posterior_params", None)):
+        raise ValueError(
+            f"iwae_bound needs a latent-variable model with an approximate posterior q(z|x) "
+            f"(a VAE); {type(model).__name__} has none (a plain autoencoder has no posterior "
+            "and no likelihood bound)"
+        )
+    device, dtype = _placement(model, batch[0] if isinstance(batch, tuple) else batch)
     arguments.generator("generator", generator, device)
-    x = x.to(device=device, dtype=dtype)
-    pixels = math.prod(x.shape[1:])
-    x_chunk = max(1, min(x.shape[0], max_elements // max(1, pixels)))
+    batch = model.scoring_batch(batch)
+    if not model.latent_dim:
+        return model.log_likelihood(batch, None)
+    cost = max(1, model.iwae_cost)
+    n = _rows(batch)
+    x_chunk = max(1, min(n, max_elements // cost))
     results = []
-    for xb in x.split(x_chunk):
-        posterior = model.encode(xb)
-        if not (isinstance(posterior, tuple) and len(posterior) == 2):
-            raise ValueError(
-                f"iwae_bound needs q(z|x): {type(model).__name__}.encode returned one code, not "
-                "(mu, logvar); a plain autoencoder has no posterior and no likelihood bound"
-            )
-        mu, logvar = posterior
-        s_chunk = max(1, min(k, max_elements // max(1, xb.shape[0] * pixels)))
-        total = torch.full((xb.shape[0],), -math.inf, device=device, dtype=dtype)
+    for start in range(0, n, x_chunk):
+        part = _batch_slice(batch, start, start + x_chunk)
+        b = _rows(part)
+        mu, logvar = model.posterior_params(part)
+        prior = model.prior_params(part)
+        s_chunk = max(1, min(k, max_elements // (b * cost)))
+        total = torch.full((b,), -math.inf, device=device, dtype=mu.dtype)
         done = 0
         while done < k:
             c = min(s_chunk, k - done)
             z = reparameterize(mu, logvar, generator=generator, n_samples=c)  # (c, b, D)
-            log_w = (
-                model.log_px_given_z(xb, z)
-                + standard_normal_log_prob(z)
-                - diagonal_gaussian_log_prob(z, mu, logvar)
+            log_prior = (
+                standard_normal_log_prob(z)
+                if prior is None
+                else diagonal_gaussian_log_prob(z, *prior)
             )
+            log_w = model.log_likelihood(part, z) + log_prior
+            log_w = log_w - diagonal_gaussian_log_prob(z, mu, logvar)
             total = torch.logaddexp(total, torch.logsumexp(log_w, dim=0))
             done += c
         results.append(total - math.log(k))

@@ -108,6 +108,31 @@ class LinearGaussian(nn.Module):
         logvar = (-torch.log(precision_diag)).expand_as(mean)
         return mean, logvar
 
+    # -- the latent-variable protocol of vae_lib.iwae_bound ------------------------------------
+    @property
+    def iwae_cost(self) -> int:
+        return self.data_dim
+
+    def scoring_batch(self, x: torch.Tensor) -> torch.Tensor:
+        """``x (B, P)`` checked and moved to the model's device and dtype."""
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2:
+            raise ValueError("x must be a floating-point tensor with a batch dimension, (B, P)")
+        x = x.to(device=self.weight.device, dtype=self.weight.dtype)
+        self._check("x", x, self.data_dim, "data_dim")
+        return x
+
+    def posterior_params(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, logvar) of the mean-field q(z | x) (:meth:`encode`)."""
+        return self.encode(x)
+
+    def prior_params(self, x: torch.Tensor) -> None:
+        """``None``: the prior is N(0, I)."""
+        return None
+
+    def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log p(x | z), ``(S, B)`` for ``z (S, B, D)``."""
+        return self.log_px_given_z(x, z)
+
     def elbo(
         self,
         x: torch.Tensor,

@@ -1,17 +1,41 @@
-"""Training a VAE by stochastic gradient ascent on the (beta-weighted) ELBO."""
+"""The book's model contract and its one trainer.
+
+Every trainable model of the book is a :class:`Trainable`: it states its training objective as
+:meth:`Trainable.loss`, ``loss(batch, run) -> (scalar to minimise, {part: (B,) per-example
+values in nats})``, and :func:`fit` trains any of them the same way: minibatches, one Adam step
+per batch on that scalar, the learning-rate schedule, validation, the non-finite check and
+resumable checkpoints (:func:`vae_lib.loop.train_loop`). A family whose step is not plain
+backpropagation (the GAN's two players, the RBM's contrastive divergence) overrides
+:meth:`Trainable.training_step` and nothing else of the loop; what a family's batch is (images,
+images and labels, words) is its :meth:`Trainable.training_data` and :meth:`Trainable.batches`.
+
+The family's training settings are a frozen dataclass, its ``Options`` (a subclass of
+:class:`FitOptions`): the keyword arguments of :func:`fit` beyond the common ones, with the
+family's defaults, checked once when :func:`fit` starts::
+
+    history = fit(vae, train_x, epochs=10, val=val_x, beta=4.0, binarize="dynamic")
+    history = fit(cvae, (images, labels), epochs=60, val=(val_images, val_labels))
+    history = fit(word_vae, words, epochs=30, word_dropout=0.25)
+"""
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
 import math
 import os
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
+from torch import nn
 
 from . import arguments
-from .checks import check_finite, check_unit_interval
-from .data import BINARIZATIONS, binarize_images, minibatches
+from .data import minibatches
+from .distributions import gaussian_kl_per_dimension
 from .loop import History, NonFiniteWatch, TrainingState, train_loop
+
+LR_SCHEDULES = (None, "cosine")
 
 
 def make_adam(params, lr: float, betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Adam:
@@ -27,9 +51,6 @@ def make_adam(params, lr: float, betas: tuple[float, float] = (0.9, 0.999)) -> t
         return torch.optim.Adam(params, lr=lr, betas=betas)
 
 
-LR_SCHEDULES = (None, "cosine")
-
-
 def cosine_schedule(
     optimizer: torch.optim.Optimizer, total_steps: int
 ) -> torch.optim.lr_scheduler.LambdaLR:
@@ -40,247 +61,349 @@ def cosine_schedule(
     )
 
 
-def _free_bits_kl(out, free_bits: float) -> torch.Tensor:
-    """sum_d max(free_bits, mean over the batch of KL_d): the KL term of the free-bits loss."""
-    if getattr(out, "mu", None) is None or getattr(out, "logvar", None) is None:
-        raise ValueError("free_bits needs a model whose outputs have mu and logvar (a VAE)")
-    kl_per_dim = 0.5 * (out.logvar.exp() + out.mu.pow(2) - 1.0 - out.logvar).mean(0)
-    return torch.clamp(kl_per_dim, min=free_bits).sum()
+def kl_weight(beta: float, warmup_epochs: float, steps: int, n_batches: int) -> float:
+    """The KL weight of a linear warm-up (Bowman et al., 2016; Sonderby et al., 2016):
+    ``beta * min(1, steps / (warmup_epochs * n_batches))``, ``beta`` when ``warmup_epochs`` is
+    0. ``steps`` counts the optimiser steps the weight is for (see each family's ``loss``)."""
+    if warmup_epochs <= 0:
+        return beta
+    return beta * min(1.0, steps / (warmup_epochs * n_batches))
 
 
-def _check_model(model: object) -> torch.nn.Module:
-    """``model`` if :func:`fit` and :func:`evaluate_elbo` can use it, else a ValueError."""
-    if not isinstance(model, torch.nn.Module) or next(model.parameters(), None) is None:
-        raise ValueError(
-            "model must be a torch.nn.Module with parameters (a VAE, ConvVAE or autoencoder of "
-            f"vae_lib), got {type(model).__name__}"
-        )
-    taken = inspect.signature(model.forward).parameters
-    if not {"beta", "generator"} <= set(taken):
-        raise ValueError(
-            f"model must be trainable on the ELBO: its forward(x, beta=..., generator=...) "
-            f"returns elbo, reconstruction and kl, as vae_lib's VAE, ConvVAE and autoencoders "
-            f"do; {type(model).__name__}.forward takes {tuple(taken)}"
-        )
-    return model
+def free_bits_kl(mu: torch.Tensor, logvar: torch.Tensor, free_bits: float) -> torch.Tensor:
+    """The KL term of the free-bits loss (Kingma et al., 2016): ``sum_d max(free_bits,
+    mean over the batch of KL_d)``, a scalar. Each dimension's rate below ``free_bits`` nats
+    costs nothing, so the optimiser gains nothing by pushing it lower."""
+    return torch.clamp(gaussian_kl_per_dimension(mu, logvar).mean(0), min=free_bits).sum()
 
 
-def _check_data(name: str, x: object, model: torch.nn.Module) -> torch.Tensor:
-    """``x`` if it is a data set for ``model``: ``(N, *input_shape)`` in the model's dtype."""
-    shape = getattr(model, "input_shape", None)
-    dtype = next(model.parameters()).dtype
-    return arguments.data_set(name, x, input_shape=shape, dtype=dtype)
+@dataclass(frozen=True)
+class FitOptions:
+    """The settings of :func:`fit` that every family has; each family's ``Options`` subclass
+    adds its own (and may change these defaults). Checked when made.
 
-
-@torch.no_grad()
-def evaluate_elbo(
-    model: torch.nn.Module,
-    x: torch.Tensor,
-    *,
-    batch_size: int = 1000,
-    generator: torch.Generator | None = None,
-) -> dict[str, float]:
-    """Average one-sample ELBO, reconstruction and KL over ``x (N, *input_shape)``, in nats per
-    example, in minibatches of ``batch_size`` (the model in eval mode; its mode is restored)."""
-    _check_data("x", x, _check_model(model))
-    batch_size = arguments.positive_int("batch_size", batch_size)
-    arguments.generator("generator", generator, next(model.parameters()).device)
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    sums = {"elbo": 0.0, "reconstruction": 0.0, "kl": 0.0}
-    for xb in x.split(batch_size):
-        out = model(xb.to(device), beta=1.0, generator=generator)
-        sums["elbo"] += out.elbo.sum().item()
-        sums["reconstruction"] += out.reconstruction.sum().item()
-        sums["kl"] += out.kl.sum().item()
-    model.train(was_training)
-    return {k: v / x.shape[0] for k, v in sums.items()}
-
-
-def fit(
-    model: torch.nn.Module,
-    train_x: torch.Tensor,
-    *,
-    epochs: int,
-    batch_size: int = 128,
-    lr: float = 1e-3,
-    val_x: torch.Tensor | None = None,
-    beta: float = 1.0,
-    binarize: str | None = None,
-    kl_warmup_epochs: float = 0.0,
-    free_bits: float = 0.0,
-    lr_schedule: str | None = None,
-    progress: bool = True,
-    seed: int = 0,
-    checkpoint: str | os.PathLike | None = None,
-    checkpoint_seconds: float = 300.0,
-) -> History:
-    """Train ``model`` with Adam on minibatches of ``train_x``, maximising the beta-ELBO.
-
-    Each step draws one z per example (reparameterized), so the loss is
-    ``-(reconstruction - beta * kl).mean()`` over the batch. Works on whatever device the model is
-    on; the data is moved there once.
-
-    Two remedies for posterior collapse change the KL term of the *loss* only (the history
-    always records the true ELBO):
-
-    * KL warm-up (Bowman et al., 2016; Sonderby et al., 2016): the KL weight grows linearly
-      from 0 to ``beta`` over the first ``kl_warmup_epochs`` epochs (updated every step).
-    * Free bits (Kingma et al., 2016): each latent dimension's KL, averaged over the minibatch,
-      is counted as at least ``free_bits`` nats, so the optimiser gains nothing by pushing a
-      dimension's rate below that floor: ``sum_d max(free_bits, mean_batch KL_d)``.
-
-    Args:
-        model: a :class:`vae_lib.VAE` or :class:`vae_lib.ConvVAE` (anything whose
-            ``forward(x, beta=..., generator=...)`` returns ``elbo``, ``reconstruction``, ``kl``).
-        train_x: ``(N, *input_shape)`` training data in memory.
-        epochs: passes over the data (>= 1).
+    Attributes:
         batch_size: examples per step.
-        lr: Adam learning rate.
-        val_x: optional validation data, evaluated after every epoch.
-        beta: weight of the KL term (1 gives the ELBO).
-        binarize: ``None``, ``"dynamic"`` (a fresh Bernoulli draw of every batch; validation
-            data is then drawn once, with the seed) or ``"threshold"``.
-        kl_warmup_epochs: epochs over which the KL weight ramps from 0 to ``beta`` (0: none).
-        free_bits: KL floor per latent dimension, in nats (0: none). Needs outputs with
-            ``mu`` and ``logvar`` (a VAE).
-        lr_schedule: ``None`` (constant ``lr``) or ``"cosine"`` (from ``lr`` down to 0 at the
-            last step, following half a cosine; usually a better end point for a fixed budget).
-        progress: show a ``tqdm`` progress bar.
-        seed: seeds the data order, the binarization draws and the reparameterization noise.
-            The same seed gives the same bits on the same machine with the same number of CPU
-            threads (:func:`vae_lib.configure_threads`; another thread count changes the last
-            bits, and so the weights). ``val_x`` draws from the same generator (its static
-            binarization and the validation ELBO's noise), so a run with validation data
-            trains on other draws than one without.
-        checkpoint: optional file for a resumable run. After an epoch, once at least
-            ``checkpoint_seconds`` have passed since the last save (and after the last epoch),
-            the model, the optimizer, the schedule, the random generator and the history are
-            written there (atomically). If the file exists when ``fit`` starts, training
-            continues after its last epoch, with the same result on the same machine as an
-            uninterrupted run; a file from a run with other settings is refused.
-        checkpoint_seconds: least wall time between two checkpoint saves.
-
-    Returns:
-        :class:`History` of the run (of the whole run, when resumed).
-
-    Raises:
-        NonFiniteLossError: if the loss becomes NaN or infinite (names the epoch and batch of
-            the first bad step; the check runs every 64 steps and at each epoch's end, so the
-            host never waits for the device inside a step: see :class:`NonFiniteWatch`).
-        ValueError: on bad arguments, or ``train_x`` outside [0, 1] with a binarization or a
-            Bernoulli likelihood (checked once, before the first step).
+        lr: the learning rate (of every optimiser).
+        betas: Adam's ``(beta1, beta2)``, each in [0, 1).
+        lr_schedule: ``None`` (constant ``lr``) or ``"cosine"`` (down to 0 at the last step).
     """
-    _check_model(model)
-    epochs = arguments.positive_int("epochs", epochs)
-    batch_size = arguments.positive_int("batch_size", batch_size)
-    _check_data("train_x", train_x, model)
-    if val_x is not None:
-        _check_data("val_x", val_x, model)
-    lr = arguments.real("lr", lr, minimum=0.0, strict_minimum=True)
-    beta = arguments.real("beta", beta, minimum=0.0)
-    kl_warmup_epochs = arguments.real("kl_warmup_epochs", kl_warmup_epochs, minimum=0.0)
-    free_bits = arguments.real("free_bits", free_bits, minimum=0.0)
-    arguments.one_of("lr_schedule", lr_schedule, LR_SCHEDULES)
-    if binarize == "static" or binarize not in BINARIZATIONS:
-        raise ValueError(
-            f"binarize must be None, 'dynamic' or 'threshold', got {binarize!r} "
-            "(a static binarization is done once by load_mnist)"
-        )
-    arguments.one_of("binarize", binarize, BINARIZATIONS)
-    seed = arguments.seed("seed", seed)
-    progress = arguments.boolean("progress", progress)
-    checkpoint_seconds = arguments.real("checkpoint_seconds", checkpoint_seconds, minimum=0.0)
-    device = next(model.parameters()).device
-    train_x = train_x.to(device)
-    generator = torch.Generator(device=device).manual_seed(seed)
-    if val_x is not None:
-        val_x = val_x.to(device)
-        val_x = binarize_images(val_x, "static" if binarize == "dynamic" else binarize, generator)
-    optimizer = make_adam(model.parameters(), lr)
-    n_batches = math.ceil(train_x.shape[0] / batch_size)
-    schedulers = []
-    if lr_schedule == "cosine":
-        schedulers.append(cosine_schedule(optimizer, epochs * n_batches))
-    curves = ("train_elbo", "train_reconstruction", "train_kl")
-    val_curves = ("val_elbo", "val_reconstruction", "val_kl")
-    history = History(
-        settings={
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "lr": lr,
-            "beta": beta,
-            "binarize": binarize,
-            "kl_warmup_epochs": kl_warmup_epochs,
-            "free_bits": free_bits,
-            "lr_schedule": lr_schedule,
-            "seed": seed,
-            "n_train": int(train_x.shape[0]),
-            "device": str(device),
-        },
-        **{name: [] for name in curves + val_curves},
-    )
-    # The data's values are checked once here, so the steps can skip their per-batch checks
-    # (each one a host synchronisation): a batch of train_x, or a binarization of it, stays
-    # in [0, 1].
-    checked = binarize is not None or getattr(model, "likelihood", None) == "bernoulli"
-    if checked:
-        check_unit_interval("train_x", train_x, "for binarization or a Bernoulli likelihood")
-        if val_x is not None:
-            check_unit_interval("val_x", val_x, "for binarization or a Bernoulli likelihood")
-    else:  # real-valued data: one NaN would make every loss NaN
-        check_finite("train_x", train_x)
-        if val_x is not None:
-            check_finite("val_x", val_x)
-        checked = True
 
-    def step(xb: torch.Tensor, epoch: int, batch_index: int, steps_done: int):
-        weight = beta
-        if kl_warmup_epochs > 0:
-            weight = beta * min(1.0, steps_done / (kl_warmup_epochs * n_batches))
-        out = model(xb, beta=weight, generator=generator)
-        if free_bits > 0:
-            loss = -(out.reconstruction.mean() - weight * _free_bits_kl(out, free_bits))
-        else:
-            loss = -out.elbo.mean()
+    batch_size: int = 128
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    lr_schedule: str | None = None
+
+    def __post_init__(self) -> None:
+        self._set("batch_size", arguments.positive_int("batch_size", self.batch_size))
+        self._set("lr", arguments.real("lr", self.lr, minimum=0.0, strict_minimum=True))
+        betas = self.betas
+        if not isinstance(betas, tuple | list) or len(betas) != 2:
+            raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
+        self._set(
+            "betas",
+            tuple(
+                arguments.real(f"betas[{i}]", b, minimum=0.0, maximum=1.0, strict_maximum=True)
+                for i, b in enumerate(betas)
+            ),
+        )
+        arguments.one_of("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+
+    def _set(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+
+    @classmethod
+    def from_keywords(cls, family: str, keywords: Mapping[str, Any]) -> FitOptions:
+        """The options from :func:`fit`'s keywords; an unknown one is a ``ValueError`` that
+        lists the valid ones."""
+        valid = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(keywords) - set(valid))
+        if unknown:
+            raise ValueError(
+                f"fit got {unknown} for a {family}, which takes epochs, val, seed, progress, "
+                f"checkpoint, checkpoint_seconds and its options {valid}"
+            )
+        return cls(**keywords)
+
+
+@dataclass
+class Run:
+    """What a model's training hooks see of the run :func:`fit` is doing.
+
+    Attributes:
+        options: the family's options (a frozen :class:`FitOptions` subclass).
+        generator: the run's random generator, on the model's device (data order, noise).
+        epochs: the run's length.
+        n_batches: minibatches per epoch (set once the data is known).
+        step: optimiser steps done before the current one (0 for the first step).
+        optimizers: from :meth:`Trainable.configure_optimizers`.
+        tensors: the loop's own tensors that a checkpoint keeps (an RBM's persistent chains,
+            a GAN's weight averages), by name; a step may replace them.
+    """
+
+    options: Any
+    generator: torch.Generator
+    epochs: int = 1
+    n_batches: int = 1
+    step: int = 0
+    optimizers: list[torch.optim.Optimizer] = field(default_factory=list)
+    tensors: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+
+def _first_tensor(data: Any) -> torch.Tensor:
+    return data[0] if isinstance(data, tuple | list) else data
+
+
+class Trainable(nn.Module):
+    """The model contract: what :func:`fit` and :func:`evaluate` need of a model.
+
+    A family sets :attr:`Options` and :attr:`curves` and implements :meth:`loss`; every other
+    hook has a default that fits a model of images trained with one Adam.
+
+    Attributes:
+        Options: the family's frozen :class:`FitOptions` subclass (its settings and defaults).
+        curves: the names of the per-example parts :meth:`loss` returns, in the order of the
+            history's ``train_*`` and ``val_*`` curves.
+        watched: what the non-finite check names when the loss goes bad.
+    """
+
+    Options: ClassVar[type[FitOptions]] = FitOptions
+    curves: ClassVar[tuple[str, ...]] = ()
+    watched: ClassVar[str] = "the loss"
+
+    # -- shared by every family -------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        """Where the model's parameters are."""
+        return next(self.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The floating-point type the model computes in (that of its parameters)."""
+        return next(self.parameters()).dtype
+
+    # -- the objective -------------------------------------------------------------------------
+    def loss(self, batch: Any, run: Run) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``(scalar to minimise, {curve: (B,) per-example values})`` on one minibatch.
+
+        The parts are the true quantities in nats (for a VAE the ELBO at beta = 1, its
+        reconstruction and KL); the scalar carries what training adds (beta, warm-up, free
+        bits). ``run.step`` is the number of steps done so far."""
+        raise NotImplementedError(f"{type(self).__name__} does not define loss()")
+
+    # -- hooks with defaults -----------------------------------------------------------------
+    def training_data(self, data: Any, run: Run, *, name: str) -> Any:
+        """``data`` checked (shape, dtype, values) and moved to the model's device, ready for
+        :meth:`batches`; ``name`` is ``"data"`` or ``"val"``. Values are checked here once, so
+        the steps never check them again. Default: a tensor ``(N, *input_shape)``."""
+        x = arguments.data_set(name, data, input_shape=self.input_shape, dtype=self.dtype)
+        return x.to(self.device)
+
+    def epoch_size(self, data: Any, run: Run) -> tuple[int, int]:
+        """``(minibatches, examples)`` of one epoch over the prepared ``data``."""
+        n = int(_first_tensor(data).shape[0])
+        return math.ceil(n / run.options.batch_size), n
+
+    def batches(self, data: Any, run: Run) -> Iterator[Any]:
+        """The minibatches of one epoch (default: shuffled rows of a tensor or of a tuple of
+        tensors, drawn with the run's generator)."""
+        return minibatches(data, run.options.batch_size, shuffle=True, generator=run.generator)
+
+    def configure_optimizers(self, run: Run) -> list[torch.optim.Optimizer]:
+        """The optimisers of a run (default: one Adam over every parameter)."""
+        return [make_adam(self.parameters(), run.options.lr, run.options.betas)]
+
+    def start_training(self, data: Any, run: Run) -> dict[str, torch.Tensor]:
+        """Loop tensors that a checkpoint keeps, made before the first step (default none)."""
+        return {}
+
+    def training_step(self, batch: Any, run: Run) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimisation step: ``(watched values, (len(curves),) sums of the parts)``.
+        Default: backpropagation of :meth:`loss` and one step of the one optimiser."""
+        loss, parts = self.loss(batch, run)
+        (optimizer,) = run.optimizers
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         with torch.no_grad():
-            rec, kl = out.reconstruction.sum(), out.kl.sum()
-            return loss, torch.stack([rec - kl, rec, kl])
+            return loss.detach(), torch.stack([parts[c].sum() for c in self.curves])
 
-    def evaluate() -> dict[str, float]:
-        if val_x is None:
-            return {}
-        val = evaluate_elbo(model, val_x, generator=generator)
-        return {f"val_{part}": value for part, value in val.items()}
+    def finish_training(self, run: Run) -> None:
+        """After the last epoch (default nothing; the GAN copies in its averaged weights)."""
 
-    def postfix(values) -> dict[str, str]:
-        text = {"train ELBO": f"{values['train_elbo']:.2f}"}
-        if "val_elbo" in values:
-            text["val ELBO"] = f"{values['val_elbo']:.2f}"
+    @torch.no_grad()
+    def evaluation(self, data: Any, run: Run, batch_size: int = 1000) -> dict[str, float]:
+        """Mean parts of :meth:`loss` over prepared ``data`` (in chunks of ``batch_size``; the
+        caller puts the model in eval mode). A family may report other validation values."""
+        sums = dict.fromkeys(self.curves, 0.0)
+        n = 0
+        for chunk in _chunks(data, batch_size):
+            _, parts = self.loss(chunk, run)
+            for c in self.curves:
+                sums[c] += parts[c].sum().item()
+            n += int(_first_tensor(chunk).shape[0])
+        return {c: v / n for c, v in sums.items()}
+
+
+def _chunks(data: Any, size: int) -> Iterable[Any]:
+    if isinstance(data, tuple):
+        return zip(*(t.split(size) for t in data), strict=True)
+    return data.split(size)
+
+
+def _check_model(model: object) -> Trainable:
+    if not isinstance(model, Trainable) or next(model.parameters(), None) is None:
+        raise ValueError(
+            "model must be one of vae_lib's models (a Trainable with parameters: a VAE, "
+            f"autoencoder, GAN, RBM, classifier, conditional or sequence VAE), got "
+            f"{type(model).__name__}"
+        )
+    return model
+
+
+def fit(
+    model: Trainable,
+    data: Any,
+    *,
+    epochs: int,
+    val: Any = None,
+    seed: int = 0,
+    progress: bool = True,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_seconds: float = 300.0,
+    **options: Any,
+) -> History:
+    """Train any of the book's models on ``data`` with its family's objective.
+
+    Each epoch goes once through shuffled minibatches of ``data``; each step is the model's
+    :meth:`Trainable.training_step` (for most families one Adam step on
+    :meth:`Trainable.loss`); after each epoch the validation data, if any, is evaluated. Works
+    on whatever device the model is on; the data is moved there once.
+
+    Args:
+        model: a :class:`Trainable` (every model class of the library).
+        data: what the family trains on: a tensor ``(N, *input_shape)`` of images for VAEs,
+            autoencoders, the GAN, the RBM and the quadrant regressor; ``(images, labels)``
+            for the classifier, conditional VAEs and M2; a list of words for a sequence VAE.
+        epochs: passes over the data (>= 1).
+        val: optional validation data of the same kind, evaluated after every epoch.
+        seed: seeds the data order, binarization draws and the model's noise. The same seed
+            gives the same bits on the same machine with the same number of CPU threads.
+        progress: show a ``tqdm`` progress bar.
+        checkpoint: optional file for a resumable run. After an epoch, once at least
+            ``checkpoint_seconds`` have passed since the last save (and after the last epoch),
+            the model, optimisers, schedules, random state and history are written there
+            (atomically). If the file exists when ``fit`` starts, training continues after its
+            last epoch, with the same result on the same machine as an uninterrupted run; a
+            file from a run with other settings is refused.
+        checkpoint_seconds: least wall time between two checkpoint saves.
+        **options: the family's settings (``type(model).Options``): for every family
+            ``batch_size``, ``lr``, ``betas``, ``lr_schedule``; for a VAE also ``beta``,
+            ``binarize``, ``kl_warmup_epochs``, ``free_bits``; and so on.
+
+    Returns:
+        :class:`vae_lib.History` of the run: ``train_<part>`` for each of the model's
+        ``curves`` (means over the epoch's examples) and ``val_<...>`` after each epoch.
+
+    Raises:
+        NonFiniteLossError: if the loss becomes NaN or infinite (names the epoch and batch of
+            the first bad step; checked every 64 steps and at each epoch's end).
+        ValueError: on bad arguments or data (checked once, before the first step).
+    """
+    model = _check_model(model)
+    epochs = arguments.positive_int("epochs", epochs)
+    seed = arguments.seed("seed", seed)
+    progress = arguments.boolean("progress", progress)
+    checkpoint_seconds = arguments.real("checkpoint_seconds", checkpoint_seconds, minimum=0.0)
+    opts = type(model).Options.from_keywords(type(model).__name__, options)
+    device = model.device
+    run = Run(options=opts, generator=torch.Generator(device=device).manual_seed(seed))
+    run.epochs = epochs
+    train = model.training_data(data, run, name="data")
+    if val is not None:
+        val = model.training_data(val, run, name="val")
+    run.n_batches, n_examples = model.epoch_size(train, run)
+    run.optimizers = model.configure_optimizers(run)
+    schedulers = []
+    if opts.lr_schedule == "cosine":
+        schedulers = [cosine_schedule(o, epochs * run.n_batches) for o in run.optimizers]
+    state = TrainingState(
+        model, run.optimizers, schedulers, run.generator, model.start_training(train, run)
+    )
+    run.tensors = state.tensors
+    settings = {"epochs": epochs, **dataclasses.asdict(opts), "seed": seed}
+    settings.update(n_train=n_examples, device=str(device))
+    history = History(settings=settings)
+
+    def step(batch: Any, epoch: int, batch_index: int, steps_done: int):
+        run.step = steps_done
+        return model.training_step(batch, run)
+
+    def evaluate_val() -> dict[str, float]:
+        model.eval()
+        values = model.evaluation(val, run)
+        return {f"val_{name}": value for name, value in values.items()}
+
+    def postfix(values: Mapping[str, float]) -> dict[str, str]:
+        first = model.curves[0]
+        text = {first: f"{values[f'train_{first}']:.3f}"}
+        if f"val_{first}" in values:
+            text[f"val {first}"] = f"{values[f'val_{first}']:.3f}"
         return text
 
-    return train_loop(
-        TrainingState(model, [optimizer], schedulers, generator),
+    history = train_loop(
+        state,
         history,
         epochs=epochs,
-        batches=lambda: minibatches(
-            train_x, batch_size, shuffle=True, binarize=binarize, generator=generator
-        ),
-        n_batches=n_batches,
-        n_examples=int(train_x.shape[0]),
+        batches=lambda: model.batches(train, run),
+        n_batches=run.n_batches,
+        n_examples=n_examples,
         step=step,
-        train_curves=curves,
-        evaluate=evaluate,
+        train_curves=[f"train_{c}" for c in model.curves],
+        evaluate=evaluate_val if val is not None else None,
         watch=NonFiniteWatch(
-            device, hint=f"try a smaller learning rate (lr={lr}), a smaller beta, or check the data"
+            device, what=model.watched, hint=f"try a smaller learning rate (lr={opts.lr})"
         ),
         postfix=postfix,
+        description=f"training {type(model).__name__}",
         progress=progress,
-        values_checked=checked,
+        values_checked=True,
         checkpoint=checkpoint,
         checkpoint_seconds=checkpoint_seconds,
     )
+    model.finish_training(run)
+    return history
+
+
+def evaluate(
+    model: Trainable,
+    data: Any,
+    *,
+    batch_size: int = 1000,
+    generator: torch.Generator | None = None,
+    **options: Any,
+) -> dict[str, float]:
+    """The mean per-example parts of the model's loss over ``data`` (for a VAE the one-sample
+    ELBO, reconstruction and KL in nats per example), in eval mode and in chunks of
+    ``batch_size``; the model's mode is restored. ``data`` is what :func:`fit` takes;
+    ``generator`` (on the model's device) draws the noise; ``options`` as in :func:`fit`."""
+    model = _check_model(model)
+    batch_size = arguments.positive_int("batch_size", batch_size)
+    arguments.generator("generator", generator, model.device)
+    opts = type(model).Options.from_keywords(type(model).__name__, options)
+    if generator is None:
+        generator = torch.Generator(device=model.device)
+        generator.seed()
+    run = Run(options=opts, generator=generator)
+    data = model.training_data(data, run, name="data")
+    was_training = model.training
+    model.eval()
+    try:
+        return model.evaluation(data, run, batch_size)
+    finally:
+        model.train(was_training)
+
+
+#: Chapter 6's name for :func:`evaluate` on a VAE or autoencoder.
+evaluate_elbo = evaluate

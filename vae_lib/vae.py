@@ -13,9 +13,12 @@ import torch
 from torch import nn
 
 from . import arguments
+from .checks import check_finite, check_unit_interval
+from .data import binarize_images, minibatches
 from .distributions import bernoulli_log_likelihood, gaussian_log_likelihood, reparameterize
 from .elementwise import ELU, Softplus
 from .losses import LIKELIHOODS, elbo
+from .training import FitOptions, Run, Trainable, free_bits_kl, kl_weight
 
 #: Hidden-layer nonlinearities by name. ELU and softplus are :mod:`vae_lib.elementwise`'s
 #: layers: the same functions as ``nn.ELU`` and ``nn.Softplus``, several times faster on a CPU.
@@ -44,6 +47,13 @@ class VAEOutput:
     decoder_output: torch.Tensor
 
 
+def _check_scored(x: object) -> None:
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise ValueError("x must be a floating-point tensor of shape (B, ...)")
+    if x.dim() < 2:
+        raise ValueError(f"x must have a batch dimension, shape (B, ...); got {tuple(x.shape)}")
+
+
 def _check_likelihood(config) -> None:
     """Check (and store as plain Python values) a config's likelihood fields."""
     arguments.one_of("likelihood", config.likelihood, LIKELIHOODS)
@@ -53,7 +63,98 @@ def _check_likelihood(config) -> None:
         arguments.boolean("learn_obs_std", config.learn_obs_std)
 
 
-class VAEBase(nn.Module):
+#: What :func:`vae_lib.fit`'s ``binarize`` takes for images (a static draw is made once, by
+#: :func:`vae_lib.load_mnist`).
+FIT_BINARIZATIONS = (None, "dynamic", "threshold")
+
+
+@dataclass(frozen=True)
+class ImageOptions(FitOptions):
+    """:func:`vae_lib.fit`'s settings for VAEs and autoencoders of images.
+
+    Attributes:
+        beta: weight of the KL term (1 gives the ELBO).
+        binarize: ``None``, ``"dynamic"`` (a fresh Bernoulli draw of every batch; validation
+            data is then drawn once, with the run's generator) or ``"threshold"``.
+        kl_warmup_epochs: epochs over which the KL weight ramps from 0 to ``beta`` (0: none),
+            updated every step (:func:`vae_lib.training.kl_weight`).
+        free_bits: KL floor per latent dimension, in nats (0: none; a VAE only):
+            :func:`vae_lib.training.free_bits_kl`.
+    """
+
+    beta: float = 1.0
+    binarize: str | None = None
+    kl_warmup_epochs: float = 0.0
+    free_bits: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._set("beta", arguments.real("beta", self.beta, minimum=0.0))
+        self._set(
+            "kl_warmup_epochs",
+            arguments.real("kl_warmup_epochs", self.kl_warmup_epochs, minimum=0.0),
+        )
+        self._set("free_bits", arguments.real("free_bits", self.free_bits, minimum=0.0))
+        if self.binarize == "static" or self.binarize not in FIT_BINARIZATIONS:
+            raise ValueError(
+                f"binarize must be None, 'dynamic' or 'threshold', got {self.binarize!r} "
+                "(a static binarization is done once by load_mnist)"
+            )
+
+
+class ImageModel(Trainable):
+    """What VAEs and autoencoders of images share for :func:`vae_lib.fit`: the data (a tensor
+    of images, binarized per batch if asked), the options (:class:`ImageOptions`) and the
+    shape checks. Subclasses set ``config`` and implement :meth:`loss`."""
+
+    Options = ImageOptions
+    config: object
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.config.input_shape)
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.config.latent_dim)
+
+    @property
+    def likelihood(self) -> str:
+        return self.config.likelihood
+
+    def _check_x(self, x: torch.Tensor) -> None:
+        expected = f"(B, {', '.join(map(str, self.input_shape))})"
+        arguments.float_tensor("x", x, shape=expected, dtype=self.dtype)
+        n = len(self.input_shape)
+        if x.dim() < n + 1 or tuple(x.shape[-n:]) != self.input_shape:
+            raise ValueError(f"x has shape {tuple(x.shape)}; expected {expected}")
+
+    def _check_z(self, z: torch.Tensor) -> None:
+        arguments.float_tensor("z", z, shape="(..., latent_dim)", dtype=self.dtype)
+        if z.dim() < 1 or z.shape[-1] != self.latent_dim:
+            raise ValueError(
+                f"z has shape {tuple(z.shape)}; expected (..., latent_dim={self.latent_dim})"
+            )
+
+    def training_data(self, data, run: Run, *, name: str) -> torch.Tensor:
+        x = super().training_data(data, run, name=name)
+        binarize = run.options.binarize
+        if binarize is not None or self.likelihood == "bernoulli":
+            check_unit_interval(name, x, "for binarization or a Bernoulli likelihood")
+        else:  # real-valued data: one NaN would make every loss NaN
+            check_finite(name, x)
+        if name == "val":  # drawn once, from the run's generator
+            x = binarize_images(x, "static" if binarize == "dynamic" else binarize, run.generator)
+        return x
+
+    def batches(self, data: torch.Tensor, run: Run):
+        o = run.options
+        return minibatches(
+            data, o.batch_size, shuffle=True, binarize=o.binarize, generator=run.generator
+        )
+
+
+class VAEBase(ImageModel):
     """Everything a VAE does once it has an encoder network and a decoder network.
 
     Subclasses set ``self.config`` (with ``input_shape``, ``latent_dim``, ``likelihood``,
@@ -71,46 +172,12 @@ class VAEBase(nn.Module):
         else:
             self.register_buffer("_obs_logvar", log_var)
 
-    # -- shapes -----------------------------------------------------------------------------
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.config.input_shape)
-
-    @property
-    def latent_dim(self) -> int:
-        return int(self.config.latent_dim)
-
-    @property
-    def likelihood(self) -> str:
-        return self.config.likelihood
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
+    curves = ("elbo", "reconstruction", "kl")
 
     @property
     def obs_logvar(self) -> torch.Tensor | None:
         """log sigma^2 of the Gaussian likelihood (a scalar tensor); None for Bernoulli."""
         return self._obs_logvar if self.likelihood == "gaussian" else None
-
-    @property
-    def dtype(self) -> torch.dtype:
-        """The floating-point type the model computes in (that of its parameters)."""
-        return next(self.parameters()).dtype
-
-    def _check_x(self, x: torch.Tensor) -> None:
-        expected = f"(B, {', '.join(map(str, self.input_shape))})"
-        arguments.float_tensor("x", x, shape=expected, dtype=self.dtype)
-        n = len(self.input_shape)
-        if x.dim() < n + 1 or tuple(x.shape[-n:]) != self.input_shape:
-            raise ValueError(f"x has shape {tuple(x.shape)}; expected {expected}")
-
-    def _check_z(self, z: torch.Tensor) -> None:
-        arguments.float_tensor("z", z, shape="(..., latent_dim)", dtype=self.dtype)
-        if z.dim() < 1 or z.shape[-1] != self.latent_dim:
-            raise ValueError(
-                f"z has shape {tuple(z.shape)}; expected (..., latent_dim={self.latent_dim})"
-            )
 
     # -- the two networks -------------------------------------------------------------------
     def _encode_flat(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
@@ -122,6 +189,9 @@ class VAEBase(nn.Module):
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Parameters of q(z|x): ``x (B, *input_shape) -> (mu, logvar)``, each ``(B, D)``."""
         self._check_x(x)
+        return self._encode(x)
+
+    def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         batch = x.shape[: x.dim() - len(self.input_shape)]
         h = self._encode_flat(x.reshape(-1, *self.input_shape))
         mu, logvar = h.chunk(2, dim=-1)
@@ -134,6 +204,9 @@ class VAEBase(nn.Module):
         probabilities), the mean of p(x|z) for the Gaussian one.
         """
         self._check_z(z)
+        return self._decode(z)
+
+    def _decode(self, z: torch.Tensor) -> torch.Tensor:
         out = self._decode_flat(z.reshape(-1, self.latent_dim))
         return out.reshape(*z.shape[:-1], *self.input_shape)
 
@@ -157,6 +230,30 @@ class VAEBase(nn.Module):
             return bernoulli_log_likelihood(x_flat, out)
         return gaussian_log_likelihood(x_flat, out, self._obs_logvar)
 
+    # -- the latent-variable protocol of vae_lib.iwae_bound ------------------------------------
+    @property
+    def iwae_cost(self) -> int:
+        return math.prod(self.input_shape)
+
+    def scoring_batch(self, x: torch.Tensor) -> torch.Tensor:
+        """``x (B, *input_shape)`` checked and moved to the model's device and dtype."""
+        _check_scored(x)
+        x = x.to(device=self.device, dtype=self.dtype)
+        self._check_x(x)
+        return x
+
+    def posterior_params(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, logvar) of q(z | x), each ``(B, D)`` (what :meth:`encode` gives, unchecked)."""
+        return self._encode(x)
+
+    def prior_params(self, x: torch.Tensor) -> None:
+        """``None``: the prior is N(0, I)."""
+        return None
+
+    def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log p(x | z), ``(S, B)`` for ``z (S, B, D)`` (:meth:`log_px_given_z`)."""
+        return self.log_px_given_z(x, z)
+
     # -- the objective ----------------------------------------------------------------------
     def forward(
         self, x: torch.Tensor, beta: float = 1.0, generator: torch.Generator | None = None
@@ -169,9 +266,13 @@ class VAEBase(nn.Module):
         """
         beta = arguments.real("beta", beta, minimum=0.0)
         arguments.generator("generator", generator, self.device)
-        mu, logvar = self.encode(x)
+        self._check_x(x)
+        return self._forward(x, beta, generator)
+
+    def _forward(self, x: torch.Tensor, beta: float, generator) -> VAEOutput:
+        mu, logvar = self._encode(x)
         z = reparameterize(mu, logvar, generator=generator)
-        out = self.decode(z)
+        out = self._decode(z)
         event = len(self.input_shape)
         parts = elbo(
             x.flatten(start_dim=x.dim() - event),
@@ -191,6 +292,20 @@ class VAEBase(nn.Module):
             logvar=logvar,
             decoder_output=out,
         )
+
+    def loss(self, batch: torch.Tensor, run: Run):
+        """Minus the beta-ELBO of a minibatch ``(B, *input_shape)``, with the KL weight of the
+        run's warm-up at this step and its free bits; the parts are the ELBO (beta = 1), its
+        reconstruction and KL, ``(B,)`` in nats."""
+        o = run.options
+        weight = kl_weight(o.beta, o.kl_warmup_epochs, run.step, run.n_batches)
+        out = self._forward(batch, weight, run.generator)
+        rec, kl = out.reconstruction, out.kl
+        if o.free_bits > 0:
+            loss = -(rec.mean() - weight * free_bits_kl(out.mu, out.logvar, o.free_bits))
+        else:
+            loss = -out.elbo.mean()
+        return loss, {"elbo": rec - kl, "reconstruction": rec, "kl": kl}
 
     # -- using a trained model --------------------------------------------------------------
     def _mean_of(self, decoder_output: torch.Tensor) -> torch.Tensor:

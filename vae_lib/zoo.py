@@ -904,7 +904,12 @@ def train_entry(
     common = {"seed": seed, "progress": progress, "checkpoint": checkpoint, **recipe}
     with torch.random.fork_rng(devices=[]):  # dropout draws from the global generator
         torch.manual_seed(seed)
-        if trainer in ("classifier", "conditional", "semi_supervised"):
+        if trainer == "fit":
+            labelled = getattr(model, "uses_labels", False)
+            train = (train_x, train_y) if labelled else train_x
+            val = None if val_x is None else ((val_x, val_y) if labelled else val_x)
+            history = fit(model, train, val=val, **common)
+        elif trainer in ("classifier", "conditional", "semi_supervised"):
             common.update(val_y=val_y)
             history = TRAINERS[trainer](model, train_x, train_y, val_x=val_x, **common)
         elif trainer == "gan":
