@@ -40,47 +40,36 @@ from tqdm.auto import tqdm
 
 from .autoencoder import Autoencoder, AutoencoderConfig
 from .cache import cache_dir
-from .classifier import ClassifierConfig, DigitClassifier, fit_classifier
-from .conditional import (
-    ConditionalVAE,
-    ConditionalVAEConfig,
-    evaluate_conditional_elbo,
-    fit_conditional_vae,
-    one_hot,
-)
+from .classifier import ClassifierConfig, DigitClassifier
+from .conditional import ConditionalVAE, ConditionalVAEConfig, one_hot
 from .conv_vae import ConvVAE, ConvVAEConfig
 from .data import load_mnist
 from .denoising_autoencoder import DenoisingAutoencoder, DenoisingAutoencoderConfig
 from .device import cpu_name, resolve_device
 from .distributions import gaussian_kl
-from .gan import GAN, GANConfig, fit_gan
+from .gan import GAN, GANConfig
 from .loop import History
 from .quadrants import (
     QUADRANT_COUNTS,
     QuadrantRegressor,
     QuadrantRegressorConfig,
-    fit_quadrant_regressor,
     observe,
     regressor_cross_entropy,
 )
-from .rbm import RBM, RBMConfig, fit_rbm
+from .rbm import RBM, RBMConfig
 from .semi_supervised import (
     SemiSupervisedVAE,
     SemiSupervisedVAEConfig,
     accuracy_on_images,
-    fit_semi_supervised,
 )
 from .sequence_vae import (
     SequenceVAE,
     SequenceVAEConfig,
     active_latent_units,
     character_matches,
-    evaluate_sequence_elbo,
-    fit_sequence_vae,
-    sequence_iwae_bound,
 )
 from .toy import sample_ring
-from .training import evaluate_elbo, fit
+from .training import evaluate, fit
 from .vae import VAE, VAEConfig
 from .words import CharVocabulary, load_words
 
@@ -108,17 +97,15 @@ MODEL_CLASSES: Mapping[str, tuple[type[nn.Module], type]] = MappingProxyType(
 
 #: The training loops an entry can name (its recipe's ``trainer``; ``"fit"`` when absent). All
 #: plug their step into :func:`vae_lib.train_loop` and return a :class:`vae_lib.History`.
-TRAINERS: Mapping[str, Any] = MappingProxyType(
-    {
-        "fit": fit,
-        "gan": fit_gan,
-        "rbm": fit_rbm,
-        "classifier": fit_classifier,
-        "conditional": fit_conditional_vae,
-        "quadrant_regressor": fit_quadrant_regressor,
-        "semi_supervised": fit_semi_supervised,
-        "sequence": fit_sequence_vae,
-    }
+TRAINERS: tuple[str, ...] = (
+    "fit",
+    "gan",
+    "rbm",
+    "classifier",
+    "conditional",
+    "quadrant_regressor",
+    "semi_supervised",
+    "sequence",
 )
 
 #: The quick metric's protocol for each kind of model (recomputed by the checkpoint tests from
@@ -485,7 +472,7 @@ def quick_metric(model: nn.Module, data: str = "mnist") -> float:
         with torch.no_grad():
             if data == "ring":
                 points = sample_ring(500, generator=torch.Generator().manual_seed(0))
-                return evaluate_elbo(model, points, generator=generator)["elbo"]
+                return evaluate(model, points, generator=generator)["elbo"]
             if data == "words":
                 tokens, lengths = CharVocabulary().encode(load_words("test")[:500])
                 return evaluate_sequence_elbo(model, tokens, lengths, generator=generator)["elbo"]
@@ -521,7 +508,7 @@ def quick_metric(model: nn.Module, data: str = "mnist") -> float:
                 value = parts["elbo"]
             else:
                 binary = load_mnist("test", binarize="static", seed=0).images[:500]
-                value = evaluate_elbo(model, binary, generator=generator)["elbo"]
+                value = evaluate(model, binary, generator=generator)["elbo"]
     finally:
         model.to(device)
         model.train(was_training)
@@ -894,7 +881,7 @@ def train_entry(
     """
     recipe = _plain(e.recipe)
     seed = int(recipe.pop("seed"))
-    trainer = recipe.pop("trainer", "fit")
+    recipe.pop("trainer", None)
     train_x, train_y, val_x, val_y = _training_data(recipe)
     with torch.random.fork_rng(devices=[]):  # the caller's random state is left alone
         torch.manual_seed(seed)  # the initial weights
@@ -902,22 +889,20 @@ def train_entry(
     model.to(device if device is not None else "cpu")
     started = time.strftime("%Y-%m-%d")
     common = {"seed": seed, "progress": progress, "checkpoint": checkpoint, **recipe}
+    if isinstance(model, SemiSupervisedVAE):  # its inputs are another entry's features
+        from .semi_supervised import vae_features
+
+        vae, _ = load(model.config.feature_model, "cpu")
+        train = (*vae_features(vae, train_x), train_y)
+        val = None if val_x is None else (*vae_features(vae, val_x), val_y)
+    elif getattr(model, "uses_labels", False):
+        train = (train_x, train_y)
+        val = None if val_x is None else (val_x, val_y)
+    else:
+        train, val = train_x, val_x
     with torch.random.fork_rng(devices=[]):  # dropout draws from the global generator
         torch.manual_seed(seed)
-        if trainer == "fit":
-            labelled = getattr(model, "uses_labels", False)
-            train = (train_x, train_y) if labelled else train_x
-            val = None if val_x is None else ((val_x, val_y) if labelled else val_x)
-            history = fit(model, train, val=val, **common)
-        elif trainer in ("classifier", "conditional", "semi_supervised"):
-            common.update(val_y=val_y)
-            history = TRAINERS[trainer](model, train_x, train_y, val_x=val_x, **common)
-        elif trainer == "gan":
-            history = fit_gan(model, train_x, **common)
-        elif trainer == "sequence":
-            history = fit_sequence_vae(model, train_x, val_words=val_x, **common)
-        else:
-            history = TRAINERS[trainer](model, train_x, val_x=val_x, **common)
+        history = fit(model, train, val=val, **common)
     model.cpu().eval()
     state = {k: v.detach().to(torch.float32).contiguous() for k, v in model.state_dict().items()}
     weights_path.parent.mkdir(parents=True, exist_ok=True)
