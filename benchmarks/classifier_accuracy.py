@@ -34,7 +34,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         if args.retrain:
-            os.environ[vae_lib.cache.CACHE_ENV_VAR] = tmp
+            os.environ[vae_lib.paths.CACHE_ENV_VAR] = tmp
         start = time.perf_counter()
         model, record = zoo.load("digit_classifier", "cpu", retrain=args.retrain)
         elapsed = time.perf_counter() - start

@@ -72,8 +72,8 @@ def test_this_repository_is_detected_as_a_checkout():
 
 
 def test_inside_the_checkout_the_repo_folders_are_used(no_env):
-    assert vae_lib.data_root() == REPO_ROOT / "data"
-    assert vae_lib.cache_dir() == REPO_ROOT / ".cache"
+    assert vae_lib.data.data_root() == REPO_ROOT / "data"
+    assert vae_lib.paths.cache_dir() == REPO_ROOT / ".cache"
 
 
 # -- installed (a wheel in site-packages): per-user folders ------------------------------------
@@ -84,13 +84,13 @@ def test_an_installed_package_uses_the_per_user_folders(tmp_path, monkeypatch, n
 
     assert paths.source_checkout() is None
     data, cache = user_folders()
-    assert vae_lib.data_root() == data
-    assert vae_lib.cache_dir() == cache
+    assert vae_lib.data.data_root() == data
+    assert vae_lib.paths.cache_dir() == cache
     if sys.platform.startswith("linux"):
         assert data == tmp_path / "xdg-data" / "vae_lib"
         assert cache == tmp_path / "xdg-cache" / "vae_lib"
     # neither is next to the package, and asking for them creates nothing
-    for folder in (vae_lib.data_root(), vae_lib.cache_dir()):
+    for folder in (vae_lib.data.data_root(), vae_lib.paths.cache_dir()):
         assert not folder.is_relative_to(package.parent)
     assert tree(tmp_path) == before
 
@@ -100,7 +100,7 @@ def test_the_fallback_is_never_the_real_site_packages(tmp_path, monkeypatch, no_
     package = Path(sysconfig.get_path("purelib")) / "vae_lib"
     monkeypatch.setattr(paths, "PACKAGE_DIR", package)
     assert paths.source_checkout() is None
-    for folder in (vae_lib.data_root(), vae_lib.cache_dir()):
+    for folder in (vae_lib.data.data_root(), vae_lib.paths.cache_dir()):
         assert not folder.is_relative_to(package.parent)
 
 
@@ -164,11 +164,11 @@ def test_environment_variables_override_both(tmp_path, monkeypatch, user_dirs, i
         monkeypatch.setattr(paths, "PACKAGE_DIR", make_site_packages(tmp_path))
     monkeypatch.setenv("VAE_LIB_DATA", str(tmp_path / "my-data"))
     monkeypatch.setenv("VAE_LIB_CACHE", str(tmp_path / "my-cache"))
-    assert vae_lib.data_root() == tmp_path / "my-data"
-    assert vae_lib.cache_dir() == tmp_path / "my-cache"
+    assert vae_lib.data.data_root() == tmp_path / "my-data"
+    assert vae_lib.paths.cache_dir() == tmp_path / "my-cache"
     # an argument still beats the variable
     assert vae_lib.data_root(tmp_path / "arg") == tmp_path / "arg"
-    assert vae_lib.cache_dir(tmp_path / "arg") == tmp_path / "arg"
+    assert vae_lib.paths.cache_dir(tmp_path / "arg") == tmp_path / "arg"
 
 
 def test_environment_values_are_expanded_resolved_and_blank_means_unset(
@@ -179,11 +179,11 @@ def test_environment_values_are_expanded_resolved_and_blank_means_unset(
     monkeypatch.setenv("VAE_LIB_DATA", "~/mnist")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("VAE_LIB_CACHE", "models")
-    assert vae_lib.data_root() == tmp_path / "home" / "mnist"
-    assert vae_lib.cache_dir() == tmp_path / "models"
+    assert vae_lib.data.data_root() == tmp_path / "home" / "mnist"
+    assert vae_lib.paths.cache_dir() == tmp_path / "models"
     monkeypatch.setenv("VAE_LIB_DATA", "  ")
     monkeypatch.setenv("VAE_LIB_CACHE", "")
-    assert (vae_lib.data_root(), vae_lib.cache_dir()) == user_folders()
+    assert (vae_lib.data.data_root(), vae_lib.paths.cache_dir()) == user_folders()
 
 
 # -- the wheel carries the model zoo ------------------------------------------------------------

@@ -114,3 +114,22 @@ def resolve_folder(
     """``$env_var`` if set, else :func:`default_folder` ``(kind)``; an absolute path."""
     from_env = folder_from_env(env_var)
     return from_env if from_env is not None else default_folder(kind, package_dir)
+
+
+CACHE_ENV_VAR = "VAE_LIB_CACHE"
+
+
+def cache_dir(path: str | os.PathLike | None = None) -> Path:
+    """The cache folder (retrained zoo models), as an absolute path: the argument, else
+    ``$VAE_LIB_CACHE``, else ``.cache/`` in the repo when the package runs from a source
+    checkout, else the per-user cache folder (``platformdirs.user_cache_dir("vae_lib")``, e.g.
+    ``~/.cache/vae_lib``), never ``site-packages``.
+
+    ``~`` is expanded. A relative path (``VAE_LIB_CACHE=models``) is taken relative to the
+    current working directory *at the time of the call*; Jupyter runs a notebook in its own
+    folder and a script runs wherever it is started, so to share one cache between the book's
+    notebooks and your scripts give an absolute path.
+    """
+    if path is not None:
+        return Path(path).expanduser().resolve()
+    return resolve_folder(CACHE_ENV_VAR, "cache")
