@@ -3,7 +3,7 @@
 A shipped checkpoint's fingerprint covers its config and recipe, but not the defaults of the
 code that trains it. So each entry's recipe is run here for 2 epochs on the first 300 training
 examples (40 validation examples), and what changed in the weights, and the learning curves,
-are compared with ``tests/data/trainer_reference.json``, recorded with the trainers that made
+are compared with ``tests/trainer_reference.json``, recorded with the trainers that made
 the shipped checkpoints. A changed default (a schedule, a warm-up, a binarization, an
 optimiser setting) changes those numbers: retrain the entry, then rerun
 record it again (the values are ``weights_digest`` of the change and the history).
@@ -17,7 +17,7 @@ import torch
 
 from vae_lib import zoo
 
-REFERENCE = json.loads((Path(__file__).parent / "data" / "trainer_reference.json").read_text())
+REFERENCE = json.loads((Path(__file__).parent / "trainer_reference.json").read_text())
 N_TRAIN, N_VAL = 300, 40
 
 
