@@ -150,7 +150,6 @@ class Run:
     tensors: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-
 def _first_tensor(data: Any) -> torch.Tensor:
     return data[0] if isinstance(data, tuple | list) else data
 
@@ -332,7 +331,10 @@ def fit(
         model, run.optimizers, schedulers, run.generator, model.start_training(train, run)
     )
     run.tensors = state.tensors
-    settings = {"epochs": epochs, **dataclasses.asdict(opts), "seed": seed}
+    options_ = {
+        k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(opts).items()
+    }
+    settings = {"epochs": epochs, **options_, "seed": seed}
     settings.update(n_train=n_examples, device=str(device))
     history = History(settings=settings)
 
