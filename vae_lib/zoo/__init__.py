@@ -168,10 +168,23 @@ def _write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
-def _save_weights(model: nn.Module, path: Path) -> None:
+def _stored(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``t`` as stored: in ``dtype`` (an entry's :attr:`ZooEntry.storage`), or float32 where
+    ``dtype`` cannot hold its values (beyond float16's range)."""
+    if not t.is_floating_point():
+        return t.contiguous()
+    stored = t.detach().to(dtype)
+    if not bool(torch.isfinite(stored).all()) and bool(torch.isfinite(t).all()):
+        return t.detach().to(torch.float32).contiguous()
+    return stored.contiguous()
+
+
+def _save_weights(model: nn.Module, path: Path, storage: str = "float32") -> None:
+    """The model's state at ``path`` (atomically), floating-point tensors in ``storage``."""
     import io
 
-    state = {k: v.detach().to(torch.float32).contiguous() for k, v in model.state_dict().items()}
+    dtype = getattr(torch, storage)
+    state = {k: _stored(v, dtype) for k, v in model.state_dict().items()}
     buffer = io.BytesIO()
     torch.save(state, buffer)
     _write_atomically(path, buffer.getvalue())
@@ -189,7 +202,7 @@ def _load_weights(path: Path, expected_sha256: str, model: nn.Module) -> None:
         )
     state = torch.load(path, map_location="cpu", weights_only=True)
     try:
-        model.load_state_dict(state, strict=True)
+        model.load_state_dict(state, strict=True)  # float16 copied into float32 parameters
     except RuntimeError as err:
         raise ZooError(f"the checkpoint {path} does not fit the model: {err}") from err
 
@@ -405,7 +418,7 @@ def train_entry(
     model.cpu().eval()
     info: dict[str, Any] = {}
     if weights_path is not None:
-        _save_weights(model, weights_path)
+        _save_weights(model, weights_path, e.storage)
         info = {
             "file": weights_path.name,
             "sha256": _sha256(weights_path),
@@ -542,7 +555,7 @@ def _retrained(e: ZooEntry, progress: bool, device: torch.device) -> tuple[nn.Mo
                 e, None, checkpoint=checkpoint, progress=progress, device=device
             )
         try:
-            _save_weights(model, weights)
+            _save_weights(model, weights, e.storage)
             info.update(file=weights.name, sha256=_sha256(weights), bytes=weights.stat().st_size)
             write_manifest_entry(e.name, info, manifest)
         except OSError as err:

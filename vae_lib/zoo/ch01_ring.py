@@ -23,5 +23,6 @@ ENTRIES = [
         dataset=ring_points,
         quick="ring",
         chapter=1,
+        storage="float16",
     )
 ]

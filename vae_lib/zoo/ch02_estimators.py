@@ -19,5 +19,6 @@ ENTRIES = [
         quick="elbo",
         measured=("nll",),
         chapter=2,
+        storage="float16",
     )
 ]

@@ -60,6 +60,7 @@ def _beta_vae(beta: float, free_bits: float) -> ZooEntry:
         quick="elbo",
         group="beta_sweep",
         chapter=5,
+        storage="float16",
     )
 
 
@@ -97,6 +98,7 @@ ENTRIES = [
         dataset=mnist_images,
         quick="elbo",
         chapter=5,
+        storage="float16",
     ),
     ZooEntry(
         "mnist_autoencoder_2d",
@@ -109,6 +111,7 @@ ENTRIES = [
         dataset=mnist_images,
         quick="elbo",
         chapter=5,
+        storage="float16",
     ),
     *(_beta_vae(beta, 0.0) for beta in BETAS),
     _beta_vae(*FREE_BITS_RUN),
@@ -125,6 +128,7 @@ ENTRIES = [
         dataset=mnist_images,
         quick="elbo",
         chapter=5,
+        storage="float16",
     ),
     # Two 3x3 convolutions (32 and 64 channels, each followed by 2x2 max pooling) and a hidden
     # layer of 128 units, its feature space; trained on images shifted by up to 2 pixels, half

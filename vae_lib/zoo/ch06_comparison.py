@@ -24,6 +24,7 @@ ENTRIES = [
         quick="elbo",
         measured=("nll",),
         chapter=6,
+        storage="float16",
     ),
     ZooEntry(
         "comparison_autoencoder",
@@ -34,6 +35,7 @@ ENTRIES = [
         dataset=mnist_images,
         quick="elbo",
         chapter=6,
+        storage="float16",
     ),
     ZooEntry(
         "comparison_denoising_autoencoder",
@@ -48,6 +50,7 @@ ENTRIES = [
         dataset=mnist_images,
         quick="elbo",
         chapter=6,
+        storage="float16",
     ),
     # A DCGAN (Radford et al., 2016): z of 64 dimensions to 128 maps of 7x7, transposed
     # convolutions up to 64 maps of 14x14 and one 28x28 image, batch normalisation between; the

@@ -23,8 +23,9 @@ _VAE = SequenceVAEConfig(embedding_dim=32, hidden_dim=64, decoder_hidden_dim=128
 #: The weaker decoder of the remedies: a quarter of the decoder's state.
 _WEAK = SequenceVAEConfig(embedding_dim=32, hidden_dim=64, decoder_hidden_dim=32, latent_dim=16)
 
-#: name -> (config, recipe changes, description): the naive VAE and the remedies.
-_REMEDIES = {
+#: name -> (config, recipe changes, description): the naive VAE and the remedies (chapter 8
+#: reads the descriptions).
+WORDS_REMEDIES = {
     "words_vae": (_VAE, {}, "trained naively"),
     "words_vae_annealed": (_VAE, {"kl_warmup_epochs": 10}, "KL annealing, 10 epochs"),
     "words_vae_word_dropout": (_VAE, {"word_dropout": 0.5}, "word dropout 0.5"),
@@ -57,6 +58,6 @@ ENTRIES = [
             group="words_remedies",
             chapter=8,
         )
-        for name, (config, changes, text) in _REMEDIES.items()
+        for name, (config, changes, text) in WORDS_REMEDIES.items()
     ),
 ]

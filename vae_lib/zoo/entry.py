@@ -65,11 +65,15 @@ class ZooEntry:
             is loaded.
         group: the name of the group it belongs to (:func:`vae_lib.zoo.group`), if any.
         chapter: the chapter that declares it.
+        storage: the dtype its weights are stored in, ``"float32"`` or ``"float16"`` (loaded
+            into float32 either way). Float16 halves a file; it is used where the quick metric
+            moved by less than 0.01 nats (``benchmarks/store_half.py``) and no slow metric of
+            the entry, or of an entry trained on it, would go stale.
     """
 
     __slots__ = (
         "name", "model_class", "config_object", "config", "recipe", "description", "dataset",
-        "quick", "measured", "needs", "group", "chapter",
+        "quick", "measured", "needs", "group", "chapter", "storage",
     )
 
     def __init__(
@@ -86,6 +90,7 @@ class ZooEntry:
         needs: Mapping[str, str] | None = None,
         group: str | None = None,
         chapter: int,
+        storage: str = "float32",
     ) -> None:
         if not re.fullmatch(r"[a-z0-9_]+", name):
             raise ValueError(f"name must be lower-case letters, digits and '_', got {name!r}")
@@ -107,6 +112,9 @@ class ZooEntry:
         set_(self, "needs", frozen(dict(needs or {})))
         set_(self, "group", group)
         set_(self, "chapter", chapter)
+        if storage not in ("float32", "float16"):
+            raise ValueError(f"storage of {name!r} must be 'float32' or 'float16'")
+        set_(self, "storage", storage)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"a ZooEntry is read-only (tried to set {name!r})")

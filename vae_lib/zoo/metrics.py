@@ -134,12 +134,19 @@ def test_nll(
     k = arguments.positive_int("k", k)
     n = arguments.integer("n", n, minimum=1, maximum=10_000)
     batch_size = arguments.positive_int("batch_size", batch_size)
-    if not callable(getattr(model, "posterior_params", None)) or getattr(
-        model, "input_shape", None
-    ) != (1, 28, 28):
+    problem = ""
+    if not callable(getattr(model, "scoring_batch", None)):
+        problem = "it has no approximate posterior"
+    else:
+        try:
+            model.scoring_batch(torch.zeros(1, 1, 28, 28))
+        except ValueError as err:
+            problem = str(err)
+    if problem:
         raise ValueError(
-            f"test_nll needs a VAE of MNIST images (1, 28, 28); got {type(model).__name__} "
-            "(a conditional VAE's bound needs its conditions: call iwae_bound(model, (x, c), k))"
+            f"test_nll needs a VAE of MNIST images (1, 28, 28); {type(model).__name__} does not "
+            f"score them alone ({problem}); for a conditional VAE call "
+            "iwae_bound(model, (x, c), k)"
         )
     device = next(model.parameters()).device
     test = load_mnist("test", binarize="static", seed=0).images[:n].to(device)
