@@ -30,7 +30,9 @@ def test_default_architecture_is_784_512_256_10():
 
 
 def test_the_shared_classifier_is_a_small_cnn():
-    m = C.DigitClassifier(C.CLASSIFIER_CONFIG)
+    from vae_lib import zoo
+
+    m = zoo.entry("digit_classifier").build()
     convs = [layer for layer in m.body if isinstance(layer, torch.nn.Conv2d)]
     assert [(c.in_channels, c.out_channels, c.kernel_size) for c in convs] == [
         (1, 32, (3, 3)),
@@ -124,21 +126,19 @@ def test_random_shift_moves_each_image_by_at_most_max_shift():
 
 
 # -- training -------------------------------------------------------------------------------------
-def test_fit_classifier_learns_mnist_digits(mnist_small):
+def test_fit_learns_mnist_digits(mnist_small):
     train_x, train_y, _ = mnist_small
     x, y, held_x, held_y = train_x[:1500], train_y[:1500], train_x[1500:], train_y[1500:]
     V.set_seed(0)
     m = C.DigitClassifier()
     before = C.accuracy(m, held_x, held_y)
-    history = C.fit_classifier(
+    history = V.fit(
         m,
-        x,
-        y,
+        (x, y),
         epochs=5,
         batch_size=64,
         lr=2e-3,
-        val_x=held_x,
-        val_y=held_y,
+        val=(held_x, held_y),
         binarize_fraction=0.5,
         progress=False,
     )
@@ -147,35 +147,75 @@ def test_fit_classifier_learns_mnist_digits(mnist_small):
     assert C.accuracy(m, x, y) > 0.93
     assert not m.training
     assert history.epoch == [1, 2, 3, 4, 5]
-    for name in ("train_loss", "train_accuracy", "val_accuracy", "seconds"):
+    for name in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds"):
         assert len(getattr(history, name)) == 5, name
     assert history.train_loss[-1] < history.train_loss[0]
     assert history.train_accuracy[-1] > history.train_accuracy[0]
     assert history.val_accuracy[-1] == pytest.approx(after)
+    assert history.val_loss[-1] < history.val_loss[0]
     assert history.total_seconds > 0
     assert history.settings["n_train"] == 1500 and history.settings["binarize_fraction"] == 0.5
+    assert history.settings["lr_schedule"] == "cosine"  # the family's default
     assert V.History.from_dict(history.to_dict()) == history
 
 
-def test_fit_classifier_is_deterministic_for_a_seed(mnist_small):
+def test_the_options_carry_the_old_trainers_defaults():
+    o = C.ClassifierOptions()
+    assert (o.batch_size, o.lr, o.betas, o.lr_schedule) == (128, 1e-3, (0.9, 0.999), "cosine")
+    assert (o.binarize_fraction, o.max_shift) == (0.0, 0)
+    assert C.DigitClassifier.Options is C.ClassifierOptions and C.DigitClassifier.uses_labels
+
+
+def test_fit_is_deterministic_for_a_seed(mnist_small):
     x, y = mnist_small[0][:512], mnist_small[1][:512]
     runs = []
     for seed in (5, 5, 6):
         torch.manual_seed(0)
         m = C.DigitClassifier(SMALL)
-        h = C.fit_classifier(
-            m, x, y, epochs=2, binarize_fraction=0.5, max_shift=1, progress=False, seed=seed
+        h = V.fit(
+            m, (x, y), epochs=2, binarize_fraction=0.5, max_shift=1, progress=False, seed=seed
         )
         runs.append((weights(m), without_time(h)))
     assert same_weights(runs[0][0], runs[1][0]) and runs[0][1] == runs[1][1]
     assert not same_weights(runs[0][0], runs[2][0])
-    assert "val_accuracy" in runs[0][1] and runs[0][1]["val_accuracy"] == []
+    assert "val_accuracy" not in runs[0][1]  # no validation data, no validation curve
+
+
+def test_the_curves_are_the_cross_entropy_and_the_accuracy_of_the_augmented_batches(model):
+    # one full batch, no augmentation: the epoch's curves are the loss and accuracy at the
+    # initial weights, and evaluate gives the same numbers on the same images
+    x = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(4))
+    y = torch.arange(16) % 10
+    with torch.no_grad():
+        logits = model(x)
+    expected_loss = torch.nn.functional.cross_entropy(logits, y).item()
+    expected_accuracy = (logits.argmax(1) == y).float().mean().item()
+    values = V.evaluate(model, (x, y))
+    assert values == pytest.approx({"loss": expected_loss, "accuracy": expected_accuracy})
+    h = V.fit(model, (x, y), epochs=1, batch_size=16, val=(x, y), progress=False)
+    assert h.train_loss[0] == pytest.approx(expected_loss, rel=1e-6)
+    assert h.train_accuracy[0] == pytest.approx(expected_accuracy)
+    assert h.val_accuracy[0] == pytest.approx(C.accuracy(model, x, y))
+
+
+def test_validation_images_are_neither_binarized_nor_shifted(model):
+    x = torch.rand(20, 1, 28, 28, generator=torch.Generator().manual_seed(5))
+    y = torch.arange(20) % 10
+    h = V.fit(
+        model, (x, y), epochs=1, val=(x, y), binarize_fraction=1.0, max_shift=2, progress=False
+    )
+    assert h.val_accuracy[0] == pytest.approx(C.accuracy(model, x, y))
+    with torch.no_grad():
+        loss = torch.nn.functional.cross_entropy(model(x), y).item()
+    assert h.val_loss[0] == pytest.approx(loss, rel=1e-6)
 
 
 def test_non_finite_loss_raises(model):
-    x = torch.full((4, 1, 28, 28), float("nan"))
+    x = torch.rand(4, 1, 28, 28)
+    with torch.no_grad():
+        model.head.bias.fill_(float("nan"))  # (NaN images are refused before training)
     with pytest.raises(V.NonFiniteLossError, match="epoch 1, batch 1"):
-        C.fit_classifier(model, x, torch.zeros(4, dtype=torch.long), epochs=1, progress=False)
+        V.fit(model, (x, torch.zeros(4, dtype=torch.long)), epochs=1, progress=False)
 
 
 # -- bad input ------------------------------------------------------------------------------------
@@ -200,6 +240,7 @@ def test_bad_images_raise(model, bad):
     [
         pytest.param(torch.zeros(5), "integer", id="float"),
         pytest.param(torch.zeros(5, dtype=torch.bool), "integer", id="bool"),
+        pytest.param([0, 1, 2, 3, 4], "integer", id="list"),
         pytest.param(torch.zeros(4, dtype=torch.long), r"\(5,\)", id="too-few"),
         pytest.param(torch.zeros(5, 1, dtype=torch.long), r"\(5,\)", id="2d"),
         pytest.param(torch.tensor([0, 1, 2, 3, 10]), r"\[0, 10\)", id="too-large"),
@@ -208,10 +249,15 @@ def test_bad_images_raise(model, bad):
 )
 def test_bad_labels_raise(model, labels, match):
     x = torch.rand(5, 1, 28, 28)
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ValueError, match=f"^y .*{match}"):
         C.accuracy(model, x, labels)
-    with pytest.raises(ValueError, match=match):
-        C.fit_classifier(model, x, labels, epochs=1, progress=False)
+    with pytest.raises(ValueError, match=f"^data labels .*{match}"):
+        V.fit(model, (x, labels), epochs=1, progress=False)
+    good = torch.zeros(5, dtype=torch.long)
+    with pytest.raises(ValueError, match=f"^val labels .*{match}"):
+        V.fit(model, (x, good), epochs=1, val=(x, labels), progress=False)
+    with pytest.raises(ValueError, match=f"^data labels .*{match}"):
+        V.evaluate(model, (x, labels))
 
 
 @pytest.mark.parametrize(
@@ -222,32 +268,61 @@ def test_bad_labels_raise(model, labels, match):
         ({"epochs": True}, "epochs"),
         ({"batch_size": 0}, "batch_size"),
         ({"lr": 0.0}, "lr"),
+        ({"lr_schedule": "linear"}, "lr_schedule"),
         ({"binarize_fraction": 1.5}, "binarize_fraction"),
+        ({"binarize_fraction": "half"}, "binarize_fraction"),
         ({"max_shift": -1}, "max_shift"),
-        ({"val_x": torch.rand(2, 1, 28, 28)}, "val_y"),
-        ({"val_x": torch.rand(2, 1, 28, 28), "val_y": torch.zeros(3, dtype=torch.long)}, "val_y"),
-        ({"val_x": torch.rand(2, 784), "val_y": torch.zeros(2, dtype=torch.long)}, "x has shape"),
+        ({"max_shift": 1.5}, "max_shift"),
+        ({"schedule": "cosine"}, r"\['schedule'\].*lr_schedule"),  # the old settings key
+        ({"binarise_fraction": 0.5}, "binarise_fraction"),  # a misspelt option
+        ({"val": torch.rand(2, 1, 28, 28)}, "val must be a pair"),
+        ({"val": (torch.rand(2, 1, 28, 28), torch.zeros(3, dtype=torch.long))}, "val labels"),
+        ({"val": (torch.rand(2, 784), torch.zeros(2, dtype=torch.long))}, "val images has shape"),
     ],
 )
 def test_bad_training_arguments_raise(model, kwargs, match):
     x, y = torch.rand(4, 1, 28, 28), torch.zeros(4, dtype=torch.long)
     kwargs = {"epochs": 1, **kwargs}
     with pytest.raises(ValueError, match=match):
-        C.fit_classifier(model, x, y, progress=False, **kwargs)
+        V.fit(model, (x, y), progress=False, **kwargs)
 
 
 def test_training_errors_about_the_data(model):
     y = torch.zeros(4, dtype=torch.long)
+    for bad in (2 * torch.ones(4, 1, 28, 28), 255 * torch.rand(4, 1, 28, 28)):  # 0-255 bytes
+        for kwargs in ({}, {"binarize_fraction": 0.5}):
+            with pytest.raises(ValueError, match=r"data images must lie in \[0, 1\]"):
+                V.fit(model, (bad, y), epochs=1, progress=False, **kwargs)
+        with pytest.raises(ValueError, match=r"val images must lie in \[0, 1\]"):
+            V.fit(model, (torch.rand(4, 1, 28, 28), y), epochs=1, val=(bad, y), progress=False)
+        with pytest.raises(ValueError, match=r"x must lie in \[0, 1\]"):
+            C.accuracy(model, bad, y)
+        with pytest.raises(ValueError, match=r"x must lie in \[0, 1\]"):
+            C.confidence(model, bad)
+    nan = torch.full((4, 1, 28, 28), float("nan"))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        C.fit_classifier(model, 2 * torch.ones(4, 1, 28, 28), y, epochs=1, binarize_fraction=0.5)
+        V.fit(model, (nan, y), epochs=1, progress=False)
     with pytest.raises(ValueError, match="at least one"):
-        C.fit_classifier(model, torch.rand(0, 1, 28, 28), y[:0], epochs=1)
-    with pytest.raises(ValueError, match="DigitClassifier"):
-        C.fit_classifier(V.VAE(), torch.rand(4, 1, 28, 28), y, epochs=1)
+        V.fit(model, (torch.rand(0, 1, 28, 28), y[:0]), epochs=1, progress=False)
+    with pytest.raises(ValueError, match="pair"):
+        V.fit(model, torch.rand(4, 1, 28, 28), epochs=1, progress=False)
+    with pytest.raises(ValueError, match="pair"):
+        V.fit(model, (torch.rand(4, 1, 28, 28), y, y), epochs=1, progress=False)
+    with pytest.raises(ValueError, match="float64"):
+        V.fit(model, (torch.rand(4, 1, 28, 28, dtype=torch.float64), y), epochs=1)
     with pytest.raises(ValueError, match="at least one"):
         C.accuracy(model, torch.rand(0, 1, 28, 28), y[:0])
     with pytest.raises(ValueError, match="batch_size"):
         model.predict_proba(torch.rand(4, 1, 28, 28), batch_size=0)
+
+
+def test_max_shift_needs_images():
+    torch.manual_seed(0)
+    flat = C.DigitClassifier(C.ClassifierConfig(input_shape=(784,), hidden_dims=(8,)))
+    x, y = torch.rand(4, 784), torch.zeros(4, dtype=torch.long)
+    with pytest.raises(ValueError, match="max_shift"):
+        V.fit(flat, (x, y), epochs=1, max_shift=1, progress=False)
+    V.fit(flat, (x, y), epochs=1, progress=False)  # without shifts, flat inputs train
 
 
 @pytest.mark.parametrize(
@@ -267,18 +342,58 @@ def test_bad_config_raises(kwargs, match):
 
 
 # -- the shared, cached classifier ----------------------------------------------------------------
-def test_digit_classifier_is_the_zoo_entry_of_the_library_constants():
+def test_digit_classifier_is_the_zoo_entry_and_its_recipe_is_valid_options():
+    import dataclasses
+
     from vae_lib import zoo
 
     e = zoo.entry("digit_classifier")
-    assert e.trainer == "classifier" and e.build().config == C.CLASSIFIER_CONFIG
-    assert dict(e.recipe) == {**C.CLASSIFIER_TRAINING, "trainer": "classifier", "seed": 0}
+    assert isinstance(e.build(), C.DigitClassifier)
+    fields = {f.name for f in dataclasses.fields(C.ClassifierOptions)}
+    options = {k: v for k, v in e.recipe.items() if k in fields}
+    assert options == {"batch_size": 128, "lr": 1e-3, "binarize_fraction": 0.5, "max_shift": 2}
+    C.ClassifierOptions(**options)  # what fit gets from the zoo
     model, record = zoo.load("digit_classifier", "cpu", progress=False)
     history = record.history
     assert isinstance(model, C.DigitClassifier) and not model.training
-    assert model.config == C.CLASSIFIER_CONFIG
+    assert model.config == e.build().config
     assert isinstance(history, V.History)
-    assert history.epoch == list(range(1, C.CLASSIFIER_TRAINING["epochs"] + 1))
-    assert len(history.val_accuracy) == C.CLASSIFIER_TRAINING["epochs"]
+    assert history.epoch == list(range(1, e.recipe["epochs"] + 1))
+    assert len(history.val_accuracy) == e.recipe["epochs"]
     assert history.settings["n_train"] == 50_000
-    assert history.settings["max_shift"] == C.CLASSIFIER_TRAINING["max_shift"]
+    assert history.settings["max_shift"] == e.recipe["max_shift"]
+
+
+class Interrupt(Exception):
+    """A run stopped part-way (Ctrl-C, the session ending)."""
+
+
+def test_an_interrupted_run_resumes_to_the_same_bits(mnist_small, tmp_path):
+    x, y = mnist_small[0][:128], mnist_small[1][:128]  # 4 steps per epoch
+    options = {"epochs": 3, "batch_size": 32, "val": (x[:50], y[:50]), "seed": 3}
+    options |= {"binarize_fraction": 0.5, "max_shift": 1, "progress": False}
+
+    def run(path, interrupt_after=None):
+        torch.manual_seed(0)
+        model = C.DigitClassifier(C.ClassifierConfig(hidden_dims=(16,), dropout=0.2))
+        if interrupt_after is not None:
+            step, calls = model.training_step, []
+
+            def interrupted(batch, run):
+                calls.append(1)
+                if len(calls) > interrupt_after:
+                    raise Interrupt
+                return step(batch, run)
+
+            model.training_step = interrupted
+        history = V.fit(model, (x, y), checkpoint=path, checkpoint_seconds=0.0, **options)
+        return model, history
+
+    whole, whole_history = run(None)
+    path = tmp_path / "classifier.pt"
+    with pytest.raises(Interrupt):
+        run(path, interrupt_after=9)  # in epoch 3, after two finished epochs
+    assert torch.load(path, weights_only=True)["epoch"] == 2
+    resumed, history = run(path)
+    assert same_weights(whole, resumed)
+    assert history.epoch == [1, 2, 3] and history.curves == whole_history.curves

@@ -1,4 +1,5 @@
-"""The GAN: shapes, the two losses against BCE, saturation, the training step, fit_gan, cache."""
+"""The GAN: shapes, the two losses against BCE, saturation, the training step, training with
+vae_lib.fit, evaluation, the cache."""
 
 import copy
 import dataclasses
@@ -11,6 +12,7 @@ from helpers import same_weights, weights, without_time
 
 import vae_lib as V
 from vae_lib import gan as G
+from vae_lib.data import binarize_images
 
 TINY = G.GANConfig(
     input_shape=(1, 6, 6),
@@ -197,6 +199,14 @@ def test_sample_is_seeded_gradient_free_and_keeps_the_mode():
     torch.testing.assert_close(m.eval().sample(7, generator=torch.Generator().manual_seed(3)), a)
 
 
+def test_sample_takes_its_generator_by_keyword_only_and_checks_it():
+    m = tiny()
+    with pytest.raises(TypeError):
+        m.sample(3, torch.Generator())
+    with pytest.raises(ValueError, match="generator must be a torch.Generator"):
+        m.sample(3, generator=3)
+
+
 def test_dropout_sits_after_each_hidden_layer_of_the_discriminator():
     m = G.GAN(dataclasses.replace(TINY, discriminator_hidden=(8, 4), dropout=0.3))
     kinds = [type(layer).__name__ for layer in m.discriminator]
@@ -339,15 +349,30 @@ def test_gan_learns_a_one_dimensional_gaussian():
     assert 0.25 < samples.std().item() < 0.8  # about 0.43 (GANs tend to narrow the spread)
 
 
-# -- fit_gan --------------------------------------------------------------------------------------
+# -- training with vae_lib.fit --------------------------------------------------------------------
+def test_options_have_the_dcgan_defaults():
+    o = G.GANOptions()
+    assert (o.batch_size, o.lr, o.betas, o.lr_schedule) == (64, 2e-4, (0.5, 0.999), None)
+    assert o.binarize is None and o.generator_ema is None
+    assert G.GAN.Options is G.GANOptions and G.GAN.curves == G.GAN_CURVES
+
+
+def test_fit_refuses_unknown_options_and_bad_values_naming_them():
+    x = torch.rand(8, 1, 6, 6)
+    with pytest.raises(ValueError, match="beta_1"):
+        V.fit(tiny(), x, epochs=1, progress=False, beta_1=0.5)
+    with pytest.raises(ValueError, match="generator_ema"):
+        V.fit(tiny(), x, epochs=1, progress=False, generator_ema=1.5)
+    with pytest.raises(ValueError, match="binarize"):
+        V.fit(tiny(), x, epochs=1, progress=False, binarize="static")
+
+
 def test_fit_gan_is_reproducible_for_a_seed():
     data = torch.rand(96, 1, 6, 6, generator=torch.Generator().manual_seed(0))
     runs = []
     for seed in (5, 5, 6):
         m = tiny(dropout=0.2)
-        h = G.fit_gan(
-            m, data, epochs=2, batch_size=32, binarize="dynamic", progress=False, seed=seed
-        )
+        h = V.fit(m, data, epochs=2, batch_size=32, binarize="dynamic", progress=False, seed=seed)
         runs.append((weights(m), without_time(h)))
     assert same_weights(runs[0][0], runs[1][0]) and runs[0][1] == runs[1][1]
     assert not same_weights(runs[0][0], runs[2][0])
@@ -357,7 +382,7 @@ def test_fit_gan_is_reproducible_for_a_seed():
 def test_fit_gan_history():
     data = torch.rand(100, 1, 6, 6, generator=torch.Generator().manual_seed(0))
     m = tiny()
-    h = G.fit_gan(m, data, epochs=3, batch_size=32, lr_schedule="cosine", progress=False)
+    h = V.fit(m, data, epochs=3, batch_size=32, lr_schedule="cosine", progress=False)
     assert not m.training
     assert h.epoch == [1, 2, 3]
     for name in ("discriminator_loss", "generator_loss", "d_real", "d_fake", "seconds"):
@@ -366,7 +391,7 @@ def test_fit_gan_history():
     assert all(0 < p < 1 for p in h.d_real + h.d_fake)
     assert all(s > 0 for s in h.seconds) and h.total_seconds == pytest.approx(sum(h.seconds))
     assert h.settings["n_train"] == 100 and h.settings["lr_schedule"] == "cosine"
-    assert h.settings["betas"] == [0.5, 0.999] and h.settings["batch_size"] == 32
+    assert tuple(h.settings["betas"]) == (0.5, 0.999) and h.settings["batch_size"] == 32
     assert V.History.from_dict(h.to_dict()) == h
 
 
@@ -385,11 +410,9 @@ def test_generator_ema_is_the_moving_average_of_the_generators_trajectory(monkey
     start = {k: v.clone() for k, v in plain.generator.state_dict().items()}
     with monkeypatch.context() as m:
         m.setattr(G, "gan_training_step", recording_step)
-        G.fit_gan(plain, data, epochs=2, batch_size=32, progress=False, seed=3)
+        V.fit(plain, data, epochs=2, batch_size=32, progress=False, seed=3)
     averaged = tiny(batch_norm=True)
-    h = G.fit_gan(
-        averaged, data, epochs=2, batch_size=32, progress=False, seed=3, generator_ema=decay
-    )
+    h = V.fit(averaged, data, epochs=2, batch_size=32, progress=False, seed=3, generator_ema=decay)
     assert len(trajectory) == 6 and h.settings["generator_ema"] == decay
     # the average, computed here step by step from the weights the plain run went through
     expected = {k: v.double() for k, v in start.items() if v.is_floating_point()}
@@ -410,11 +433,11 @@ def test_fit_gan_epoch_means_weight_batches_by_size(monkeypatch):
 
     def fake_step(gan, xb, d_opt, g_opt, generator=None, as_tensor=False):
         v = next(values)
-        assert as_tensor  # fit_gan keeps the losses on the device
+        assert as_tensor  # the training step keeps the losses on the device
         return torch.tensor([v, 10 * v, v / 10, v / 100])
 
     monkeypatch.setattr(G, "gan_training_step", fake_step)
-    h = G.fit_gan(tiny(), torch.rand(10, 1, 6, 6), epochs=1, batch_size=4, progress=False)
+    h = V.fit(tiny(), torch.rand(10, 1, 6, 6), epochs=1, batch_size=4, progress=False)
     mean = (1 * 4 + 2 * 4 + 4 * 2) / 10
     assert h.discriminator_loss == [pytest.approx(mean)]
     assert h.generator_loss == [pytest.approx(10 * mean)]
@@ -425,7 +448,7 @@ def test_fit_gan_on_mnist_discriminator_tells_real_from_fake(mnist_small):
     train_x = mnist_small[0][:1024]
     torch.manual_seed(0)
     m = G.GAN(G.GANConfig(generator_hidden=(64, 128), discriminator_hidden=(128, 64)))
-    h = G.fit_gan(m, train_x, epochs=1, progress=False)
+    h = V.fit(m, train_x, epochs=1, progress=False)
     assert h.d_real[0] > h.d_fake[0]
     assert all(math.isfinite(v) for v in h.discriminator_loss + h.generator_loss)
     images = m.sample(8)
@@ -436,13 +459,59 @@ def test_non_finite_loss_raises():
     m = tiny()
     x = torch.full((8, 1, 6, 6), float("nan"))
     with pytest.raises(V.NonFiniteLossError, match="epoch 1, batch 1 of 2"):
-        G.fit_gan(m, x, epochs=1, batch_size=4, progress=False)
+        V.fit(m, x, epochs=1, batch_size=4, progress=False)
 
 
 def test_huge_learning_rate_raises_non_finite_loss():
     # Adam's first steps move every weight by about lr: weights of 1e30 overflow the logits
     with pytest.raises(V.NonFiniteLossError, match="epoch 1, batch"):
-        G.fit_gan(tiny(), torch.rand(64, 1, 6, 6), epochs=1, batch_size=8, lr=1e30, progress=False)
+        V.fit(tiny(), torch.rand(64, 1, 6, 6), epochs=1, batch_size=8, lr=1e30, progress=False)
+
+
+def test_loss_is_the_game_on_real_examples_against_fresh_fakes(x):
+    m = tiny(dropout=0.0)
+    run = V.training.Run(options=G.GANOptions(), generator=torch.Generator().manual_seed(2))
+    d_loss, parts = m.loss(x, run)
+    assert set(parts) == set(G.GAN_CURVES) and all(v.shape == (5,) for v in parts.values())
+    fake = m.generate(torch.randn(5, 3, generator=torch.Generator().manual_seed(2)))
+    with torch.no_grad():
+        torch.testing.assert_close(parts["discriminator_loss"], m.discriminator_loss(x, fake))
+        torch.testing.assert_close(parts["generator_loss"], m.generator_loss(fake))
+        torch.testing.assert_close(parts["d_real"], torch.sigmoid(m.discriminate(x)))
+        torch.testing.assert_close(parts["d_fake"], torch.sigmoid(m.discriminate(fake)))
+    torch.testing.assert_close(d_loss, parts["discriminator_loss"].mean())
+
+
+def test_evaluate_and_validation_curves():
+    data = torch.rand(64, 1, 6, 6, generator=torch.Generator().manual_seed(0))
+    m = tiny(dropout=0.3).train()
+    values = V.evaluate(m, data[:40], batch_size=16, generator=torch.Generator().manual_seed(1))
+    assert m.training  # the mode is given back
+    assert set(values) == set(G.GAN_CURVES)
+    # the mean of the parts, in eval mode (no dropout), with the same noise
+    m.eval()
+    run = V.training.Run(options=G.GANOptions(), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        parts = [m.loss(chunk, run)[1] for chunk in data[:40].split(16)]
+    for name in G.GAN_CURVES:
+        expected = torch.cat([p[name] for p in parts]).mean().item()
+        assert values[name] == pytest.approx(expected, rel=1e-5), name
+    assert 0 < values["d_real"] < 1 and values["discriminator_loss"] > 0
+    h = V.fit(m, data, val=data[:20], epochs=2, batch_size=32, progress=False)
+    for name in G.GAN_CURVES:
+        assert len(getattr(h, f"val_{name}")) == 2 and len(getattr(h, name)) == 2
+
+
+def test_validation_data_is_binarized_once_with_the_run_generator():
+    m = tiny()
+    run = V.training.Run(
+        options=G.GANOptions(binarize="dynamic"), generator=torch.Generator().manual_seed(0)
+    )
+    grey = torch.rand(6, 1, 6, 6)
+    val = m.training_data(grey, run, name="val")
+    expected = binarize_images(grey, "static", torch.Generator().manual_seed(0))
+    assert torch.equal(val, expected)
+    assert torch.equal(m.training_data(grey, run, name="data"), grey)  # per batch instead
 
 
 # -- bad input ------------------------------------------------------------------------------------
@@ -525,31 +594,35 @@ def test_bad_model_input_raises(call, match):
         ({"seed": 1.5}, "seed"),
         ({"generator_ema": 1.0}, "generator_ema"),
         ({"generator_ema": 0.0}, "generator_ema"),
-        ({"train_x": torch.rand(4, 36)}, "train_x has shape"),
-        ({"train_x": torch.rand(0, 1, 6, 6)}, "at least one"),
-        ({"train_x": torch.rand(4, 1, 6, 6) + 1, "binarize": "dynamic"}, r"\[0, 1\]"),
-        ({"gan": V.VAE()}, "gan must be a GAN"),
+        ({"data": torch.rand(4, 36)}, "data has shape"),
+        ({"data": torch.rand(0, 1, 6, 6)}, "at least one"),
+        ({"data": torch.rand(4, 1, 6, 6, dtype=torch.float64)}, "dtype"),
+        ({"data": torch.rand(4, 1, 6, 6) + 1, "binarize": "dynamic"}, r"\[0, 1\]"),
+        ({"val": torch.rand(4, 1, 6, 6) - 1, "binarize": "threshold"}, r"val must lie in \[0, 1\]"),
+        ({"val": torch.rand(4, 1, 5, 6)}, "val has shape"),
     ],
 )
 def test_bad_training_arguments_raise(kwargs, match):
-    kwargs = {"gan": tiny(), "train_x": torch.rand(4, 1, 6, 6), "epochs": 1, **kwargs}
+    kwargs = {"model": tiny(), "data": torch.rand(4, 1, 6, 6), "epochs": 1, **kwargs}
     with pytest.raises(ValueError, match=match):
-        G.fit_gan(progress=False, **kwargs)
+        V.fit(progress=False, **kwargs)
 
 
 # -- devices --------------------------------------------------------------------------------------
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_fit_gan_on_cuda():
     m = tiny().to("cuda")
-    h = G.fit_gan(m, torch.rand(64, 1, 6, 6), epochs=2, batch_size=16, progress=False)
+    h = V.fit(m, torch.rand(64, 1, 6, 6), epochs=2, batch_size=16, progress=False)
     assert h.settings["device"].startswith("cuda")
     assert all(math.isfinite(v) for v in h.discriminator_loss + h.generator_loss)
     s = m.sample(5, generator=torch.Generator(device="cuda").manual_seed(0))
     assert s.device.type == "cuda" and s.shape == (5, 1, 6, 6)
     assert m.discriminate(s).device.type == "cuda"
+    with pytest.raises(ValueError, match="generator"):
+        m.sample(5, generator=torch.Generator())
     # same seed, same device: the same weights
     m2 = tiny().to("cuda")
-    G.fit_gan(m2, torch.rand(64, 1, 6, 6), epochs=2, batch_size=16, progress=False)
+    V.fit(m2, torch.rand(64, 1, 6, 6), epochs=2, batch_size=16, progress=False)
     assert same_weights(weights(m), weights(m2))
 
 
@@ -558,8 +631,8 @@ def test_mnist_gan_is_the_zoo_entry_of_the_library_constants():
     from vae_lib import zoo
 
     e = zoo.entry("mnist_gan")
-    assert e.trainer == "gan" and e.build().config == G.MNIST_GAN_CONFIG
-    assert zoo._plain(e.recipe) == zoo._plain({**G.MNIST_GAN_TRAINING, "trainer": "gan", "seed": 0})
+    assert e.model_class is G.GAN and e.config_object == G.MNIST_GAN_CONFIG
+    assert {k: e.recipe[k] for k in G.MNIST_GAN_TRAINING} == G.MNIST_GAN_TRAINING
     model, record = zoo.load("mnist_gan", "cpu", progress=False)
     history = record.history
     assert isinstance(model, G.GAN) and not model.training

@@ -9,7 +9,7 @@ from vae_lib.quadrants import (
     MISSING,
     QuadrantRegressor,
     QuadrantRegressorConfig,
-    fit_quadrant_regressor,
+    QuadrantRegressorOptions,
     masked_cross_entropy,
     observe,
     random_quadrant_counts,
@@ -64,6 +64,34 @@ def test_observe_refuses_bad_counts():
         observe(torch.rand(2, 784), 1)
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [
+        pytest.param(255 * torch.rand(2, 1, 28, 28), id="bytes"),
+        pytest.param(torch.full((2, 1, 28, 28), -0.5), id="negative"),
+        pytest.param(torch.full((2, 1, 28, 28), float("nan")), id="nan"),
+    ],
+)
+def test_pixels_outside_the_unit_interval_are_refused(bad):
+    model = QuadrantRegressor(QuadrantRegressorConfig(hidden_dims=(8,)))
+    for call in (
+        lambda: observe(bad, 1),
+        lambda: observe(bad, torch.tensor([1, 2])),
+        lambda: regressor_cross_entropy(model, bad, 1),
+        lambda: model.complete(bad, 1),
+    ):
+        with pytest.raises(ValueError, match=r"x must lie in \[0, 1\]"):
+            call()
+    with pytest.raises(ValueError, match=r"x must lie in \[0, 1\]"):
+        masked_cross_entropy(bad, torch.zeros_like(bad), torch.ones_like(bad, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"data must lie in \[0, 1\]"):
+        V.fit(model, bad, epochs=1, progress=False)
+    with pytest.raises(ValueError, match=r"val must lie in \[0, 1\]"):
+        V.fit(model, torch.rand(2, 1, 28, 28), epochs=1, val=bad, progress=False)
+    with pytest.raises(ValueError, match=r"data must lie in \[0, 1\]"):
+        V.evaluate(model, bad)
+
+
 def test_random_counts_cover_one_to_three():
     counts = random_quadrant_counts(3000, torch.Generator().manual_seed(0))
     shares = torch.bincount(counts, minlength=4)[1:] / 3000
@@ -91,20 +119,133 @@ def test_the_regressor_learns_and_completes(mnist_small):
     torch.manual_seed(0)
     model = QuadrantRegressor(QuadrantRegressorConfig(hidden_dims=(64,)))
     before = regressor_cross_entropy(model, val_x, 2)
-    history = fit_quadrant_regressor(model, train_x, epochs=2, val_x=val_x, progress=False)
+    history = V.fit(model, train_x, epochs=2, val=val_x, progress=False)
     after = regressor_cross_entropy(model, val_x, 2)
     assert after < before - 100  # from about 380 nats (logits near 0) to far less
     assert history.val_cross_entropy_2[-1] == pytest.approx(after)
     # more given quadrants, less to predict: fewer nats
     assert history.val_cross_entropy_1[-1] > after > history.val_cross_entropy_3[-1]
+    assert len(history.train_cross_entropy) == 2 and not model.training
+    assert history.train_cross_entropy[1] < history.train_cross_entropy[0]
+    assert history.settings["lr_schedule"] == "cosine"  # the family's default
+    values = V.evaluate(model, val_x)
+    assert sorted(values) == ["cross_entropy_1", "cross_entropy_2", "cross_entropy_3"]
+    for n in (1, 2, 3):
+        assert values[f"cross_entropy_{n}"] == pytest.approx(
+            getattr(history, f"val_cross_entropy_{n}")[-1]
+        )
     completed = model.complete(val_x[:5], 1)
     visible = visible_mask(1)
     assert torch.equal(completed[:, 0][:, visible], val_x[:5, 0][:, visible])
     assert ((completed >= 0) & (completed <= 1)).all()
 
 
+def test_the_options_carry_the_old_trainers_defaults():
+    o = QuadrantRegressorOptions()
+    assert (o.batch_size, o.lr, o.betas, o.lr_schedule) == (128, 1e-3, (0.9, 0.999), "cosine")
+    assert QuadrantRegressor.Options is QuadrantRegressorOptions
+    assert not getattr(QuadrantRegressor, "uses_labels", False)  # it trains on images alone
+
+
+def test_the_training_curve_is_the_mean_masked_cross_entropy_of_random_counts():
+    # one full batch: the epoch's curve is the loss at the initial weights, with the quadrant
+    # counts drawn after the order from the run's generator
+    torch.manual_seed(0)
+    model = QuadrantRegressor(QuadrantRegressorConfig(hidden_dims=(8,)))
+    x = torch.rand(10, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    g = torch.Generator().manual_seed(3)
+    order = torch.randperm(10, generator=g)
+    counts = random_quadrant_counts(10, g)
+    with torch.no_grad():
+        c, missing = observe(x[order], counts)
+        expected = masked_cross_entropy(x[order], model(c), missing).mean().item()
+    h = V.fit(model, x, epochs=1, seed=3, progress=False)
+    assert h.train_cross_entropy[0] == pytest.approx(expected, rel=1e-6)
+
+
+def test_the_regressor_is_deterministic_for_a_seed():
+    x = torch.rand(40, 1, 28, 28, generator=torch.Generator().manual_seed(2))
+    runs = []
+    for seed in (1, 1, 2):
+        torch.manual_seed(0)
+        model = QuadrantRegressor(QuadrantRegressorConfig(hidden_dims=(8,)))
+        V.fit(model, x, epochs=2, batch_size=16, seed=seed, progress=False)
+        runs.append(model.state_dict())
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+    assert not all(torch.equal(runs[0][k], runs[2][k]) for k in runs[0])
+
+
 def test_the_regressor_refuses_other_models_and_data():
     with pytest.raises(ValueError, match="QuadrantRegressor"):
-        fit_quadrant_regressor(V.VAE(), torch.rand(4, 1, 28, 28), epochs=1)
-    with pytest.raises(ValueError, match="train_x"):
-        fit_quadrant_regressor(QuadrantRegressor(), torch.rand(4, 784), epochs=1)
+        regressor_cross_entropy(V.VAE(), torch.rand(4, 1, 28, 28), 1)
+    model = QuadrantRegressor()
+    with pytest.raises(ValueError, match="data has shape"):
+        V.fit(model, torch.rand(4, 784), epochs=1, progress=False)
+    with pytest.raises(ValueError, match="val has shape"):
+        V.fit(model, torch.rand(4, 1, 28, 28), epochs=1, val=torch.rand(4, 784), progress=False)
+    with pytest.raises(ValueError, match="x has shape"):
+        regressor_cross_entropy(model, torch.rand(4, 784), 1)
+    with pytest.raises(ValueError, match="n_given"):
+        regressor_cross_entropy(model, torch.rand(4, 1, 28, 28), 4)
+    flat = QuadrantRegressor(QuadrantRegressorConfig(input_shape=(784,), hidden_dims=(8,)))
+    with pytest.raises(ValueError, match=r"images \(1, H, W\)"):
+        V.fit(flat, torch.rand(4, 784), epochs=1, progress=False)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"lr": -1.0}, "lr"),
+        ({"betas": (0.9, 1.0)}, "betas"),
+        ({"lr_schedule": "step"}, "lr_schedule"),
+        ({"binarize": "dynamic"}, r"\['binarize'\]"),  # an unknown option, named
+        ({"schedule": None}, r"\['schedule'\].*lr_schedule"),
+    ],
+)
+def test_bad_options_are_refused_by_name(kwargs, match):
+    x = torch.rand(4, 1, 28, 28)
+    kwargs = {"epochs": 1, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        V.fit(
+            QuadrantRegressor(QuadrantRegressorConfig(hidden_dims=(8,))),
+            x,
+            progress=False,
+            **kwargs,
+        )
+
+
+class Interrupt(Exception):
+    """A run stopped part-way (Ctrl-C, the session ending)."""
+
+
+def test_an_interrupted_run_resumes_to_the_same_bits(tmp_path):
+    x = torch.rand(96, 1, 28, 28, generator=torch.Generator().manual_seed(4))  # 3 steps an epoch
+    options = {"epochs": 3, "batch_size": 32, "val": x[:20], "seed": 3, "progress": False}
+
+    def run(path, interrupt_after=None):
+        torch.manual_seed(0)
+        model = QuadrantRegressor(QuadrantRegressorConfig(hidden_dims=(8,)))
+        if interrupt_after is not None:
+            step, calls = model.training_step, []
+
+            def interrupted(batch, run):
+                calls.append(1)
+                if len(calls) > interrupt_after:
+                    raise Interrupt
+                return step(batch, run)
+
+            model.training_step = interrupted
+        history = V.fit(model, x, checkpoint=path, checkpoint_seconds=0.0, **options)
+        return model, history
+
+    whole, whole_history = run(None)
+    path = tmp_path / "regressor.pt"
+    with pytest.raises(Interrupt):
+        run(path, interrupt_after=7)  # in epoch 3
+    assert torch.load(path, weights_only=True)["epoch"] == 2
+    resumed, history = run(path)
+    for k, v in whole.state_dict().items():
+        assert torch.equal(v, resumed.state_dict()[k]), k
+    assert history.epoch == [1, 2, 3] and history.curves == whole_history.curves

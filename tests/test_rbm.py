@@ -1,5 +1,6 @@
 """The restricted Boltzmann machine: identities checked by enumerating every state of a tiny
-RBM, Gibbs sampling, contrastive divergence, AIS, training, bad input, the cache."""
+RBM, Gibbs sampling, contrastive divergence, AIS, training with vae_lib.fit, evaluation, bad
+input, the cache."""
 
 import itertools
 import math
@@ -10,6 +11,7 @@ from helpers import same_weights, weights, without_time
 
 import vae_lib as V
 from vae_lib import rbm as R
+from vae_lib.data import binarize_images
 
 F64 = torch.float64
 
@@ -376,7 +378,7 @@ def test_fit_rbm_raises_the_exact_log_likelihood(persistent):
         return rbm.log_likelihood(data, rbm.log_partition_exact()).mean().item()
 
     before = mean_log_likelihood()
-    history = R.fit_rbm(
+    history = V.fit(
         rbm,
         data,
         epochs=30,
@@ -398,13 +400,13 @@ def test_fit_rbm_learns_mnist_digits(mnist_small):
     train_x, _, val_x = mnist_small
     V.set_seed(0)
     rbm = R.RBM(R.RBMConfig(n_hidden=64))
-    history = R.fit_rbm(
+    history = V.fit(
         rbm,
         train_x[:1000],
         epochs=2,
         lr=0.05,
         momentum=0.9,  # bolder than the defaults: 20 steps only
-        val_x=val_x[:200],
+        val=val_x[:200],
         lr_schedule="cosine",
         progress=False,
     )
@@ -420,7 +422,7 @@ def test_fit_rbm_learns_mnist_digits(mnist_small):
     assert V.History.from_dict(history.to_dict()) == history
     # the visible biases started at the base rates of the training pixels
     probe = R.RBM(R.RBMConfig(n_hidden=64))
-    R.fit_rbm(probe, train_x[:1000], epochs=1, lr=1e-12, momentum=0.0, progress=False)
+    V.fit(probe, train_x[:1000], epochs=1, lr=1e-12, momentum=0.0, progress=False)
     torch.testing.assert_close(
         probe.visible_bias.detach(), R.base_rate_visible_bias(train_x[:1000]), atol=1e-6, rtol=0
     )
@@ -432,7 +434,7 @@ def test_fit_rbm_is_deterministic_for_a_seed(mnist_small):
     for seed in (5, 5, 6):
         torch.manual_seed(0)
         rbm = R.RBM(R.RBMConfig(n_hidden=16))
-        h = R.fit_rbm(rbm, x, epochs=2, batch_size=50, val_x=x[:50], progress=False, seed=seed)
+        h = V.fit(rbm, x, epochs=2, batch_size=50, val=x[:50], progress=False, seed=seed)
         runs.append((weights(rbm), without_time(h)))
     assert same_weights(runs[0][0], runs[1][0]) and runs[0][1] == runs[1][1]
     assert not same_weights(runs[0][0], runs[2][0])
@@ -443,10 +445,99 @@ def test_non_finite_parameters_raise():
     with torch.no_grad():
         rbm.weight[0, 0] = float("nan")
     with pytest.raises(V.NonFiniteLossError, match="epoch 1, batch 1"):
-        R.fit_rbm(rbm, TWO_PATTERNS, epochs=1, progress=False)
+        V.fit(rbm, TWO_PATTERNS, epochs=1, progress=False)
     rbm = R.RBM(R.RBMConfig(input_shape=(6,), n_hidden=3))
     with pytest.raises(V.NonFiniteLossError, match="lr=1e"):
-        R.fit_rbm(rbm, TWO_PATTERNS.repeat(50, 1), epochs=3, lr=1e38, progress=False)
+        V.fit(rbm, TWO_PATTERNS.repeat(50, 1), epochs=3, lr=1e38, progress=False)
+
+
+def test_options_have_the_old_defaults():
+    o = R.RBMOptions()
+    assert (o.batch_size, o.lr, o.lr_schedule, o.k, o.persistent) == (100, 0.02, None, 1, True)
+    assert (o.momentum, o.weight_decay, o.binarize) == (0.5, 1e-4, "dynamic")
+    assert o.init_visible_bias is True and o.n_chains == 100  # n_chains: batch_size
+    assert R.RBMOptions(batch_size=7).n_chains == 7 and R.RBMOptions(n_chains=3).n_chains == 3
+    assert R.RBMOptions(persistent=False).n_chains is None
+    assert R.RBM.Options is R.RBMOptions
+
+
+def test_a_training_step_is_one_cd_estimate_and_one_sgd_step(mnist_small):
+    x = mnist_small[0][:40]
+    torch.manual_seed(0)
+    rbm = R.RBM(R.RBMConfig(n_hidden=16))
+    twin = R.RBM(R.RBMConfig(n_hidden=16))
+    twin.load_state_dict(rbm.state_dict())
+    # by hand, with binarize=None: the base-rate biases, then the same draws in the same
+    # order (the chains' starting rows and their Bernoulli draws, then the data order)
+    with torch.no_grad():
+        twin.visible_bias.copy_(R.base_rate_visible_bias(x))
+    g = torch.Generator().manual_seed(3)
+    start = x[torch.randint(40, (5,), generator=g)]
+    chain = (torch.rand(start.shape, generator=g) < start).float()
+    order = torch.randperm(40, generator=g)
+    sgd = torch.optim.SGD(
+        [
+            {"params": [twin.weight], "weight_decay": 1e-3},
+            {"params": [twin.visible_bias, twin.hidden_bias], "weight_decay": 0.0},
+        ],
+        lr=0.1,
+        momentum=0.5,
+    )
+    reconstruction = 0.0
+    for batch in x[order].split(20):
+        reconstruction += twin.reconstruction_error(batch).sum().item()
+        chain = R.cd_gradient(twin, batch, k=2, chain=chain, generator=g)
+        sgd.step()
+    history = V.fit(
+        rbm,
+        x,
+        epochs=1,
+        batch_size=20,
+        lr=0.1,
+        k=2,
+        n_chains=5,
+        weight_decay=1e-3,
+        binarize=None,
+        progress=False,
+        seed=3,
+    )
+    assert same_weights(rbm, twin)
+    assert history.train_reconstruction == [pytest.approx(reconstruction / 40, rel=1e-5)]
+
+
+def test_evaluate_gives_the_mean_reconstruction_error_and_free_energy():
+    rbm = tiny_rbm(6, 4)
+    x = all_states(6)[::3]
+    values = V.evaluate(rbm, x, batch_size=5)
+    with torch.no_grad():
+        assert values["reconstruction"] == pytest.approx(
+            rbm.reconstruction_error(x).mean().item(), rel=1e-10
+        )
+        assert values["free_energy"] == pytest.approx(rbm.free_energy(x).mean().item(), rel=1e-10)
+    assert set(values) == {"reconstruction", "free_energy"}
+    run = V.training.Run(options=R.RBMOptions(), generator=torch.Generator())
+    loss, parts = rbm.loss(x, run)
+    torch.testing.assert_close(loss, parts["reconstruction"].mean())
+
+
+def test_validation_data_is_binarized_once_with_the_run_generator():
+    rbm = R.RBM(R.RBMConfig(input_shape=(5,), n_hidden=3))
+    grey = torch.rand(6, 5, dtype=F64)  # any floating-point type: moved to the model's
+    run = V.training.Run(options=R.RBMOptions(), generator=torch.Generator().manual_seed(0))
+    val = rbm.training_data(grey, run, name="val")
+    expected = binarize_images(grey.float(), "static", torch.Generator().manual_seed(0))
+    assert val.dtype == torch.float32 and torch.equal(val, expected)
+    assert torch.equal(rbm.training_data(grey, run, name="data"), grey.float())
+    run.options = R.RBMOptions(binarize="threshold")
+    assert torch.equal(rbm.training_data(grey, run, name="val"), (grey > 0.5).float())
+
+
+def test_fit_refuses_unknown_options_and_bad_values_naming_them():
+    rbm = R.RBM(R.RBMConfig(input_shape=(5,), n_hidden=3))
+    with pytest.raises(ValueError, match="n_gibbs"):
+        V.fit(rbm, torch.rand(4, 5), epochs=1, progress=False, n_gibbs=3)
+    with pytest.raises(ValueError, match="momentum"):
+        V.fit(rbm, torch.rand(4, 5), epochs=1, progress=False, momentum=-0.5)
 
 
 # -- bad input ------------------------------------------------------------------------------------
@@ -493,7 +584,8 @@ def test_bad_visible_input_raises(bad, match):
         lambda b: R.cd_gradient(rbm, b),
         lambda b: R.cd_gradient(rbm, torch.rand(3, 1, 28, 28), chain=b),
         lambda b: rbm.sample(3, n_steps=1, init=b),
-        lambda b: R.fit_rbm(rbm, b, epochs=1, progress=False),
+        lambda b: V.fit(rbm, b, epochs=1, progress=False),
+        lambda b: V.fit(rbm, torch.rand(3, 1, 28, 28), val=b, epochs=1, progress=False),
     ]
     for call in calls:
         with pytest.raises(ValueError, match=match):
@@ -529,6 +621,8 @@ def test_other_bad_arguments_raise():
         rbm.sample(2, n_steps=0)
     with pytest.raises(ValueError, match="expected n=3"):
         rbm.sample(3, n_steps=1, init=v)
+    with pytest.raises(TypeError):
+        rbm.sample(3, 10)  # n_steps and the generator by keyword only
     with pytest.raises(ValueError, match="log_z"):
         rbm.log_likelihood(v, torch.zeros(2))
     with pytest.raises(ValueError, match="log_z"):
@@ -579,23 +673,23 @@ def test_bad_ais_arguments_raise(kwargs, match):
         ({"weight_decay": -1e-4}, "weight_decay"),
         ({"lr_schedule": "linear"}, "lr_schedule"),
         ({"binarize": "static"}, "static"),
-        ({"val_x": torch.rand(2, 4)}, "val_x has shape"),
-        ({"val_x": torch.rand(0, 5)}, "val_x must hold"),
+        ({"binarize": "bernoulli"}, "binarize"),
+        ({"init_visible_bias": 1}, "init_visible_bias"),
+        ({"val": torch.rand(2, 4)}, "val has shape"),
+        ({"val": torch.rand(0, 5)}, "val must hold"),
     ],
 )
 def test_bad_training_arguments_raise(kwargs, match):
     rbm = R.RBM(R.RBMConfig(input_shape=(5,), n_hidden=3))
     kwargs = {"epochs": 1, **kwargs}
     with pytest.raises(ValueError, match=match):
-        R.fit_rbm(rbm, torch.rand(4, 5), progress=False, **kwargs)
+        V.fit(rbm, torch.rand(4, 5), progress=False, **kwargs)
 
 
 def test_training_errors_about_the_data():
     rbm = R.RBM(R.RBMConfig(input_shape=(5,), n_hidden=3))
     with pytest.raises(ValueError, match="at least one"):
-        R.fit_rbm(rbm, torch.rand(0, 5), epochs=1)
-    with pytest.raises(ValueError, match="rbm must be an RBM"):
-        R.fit_rbm(V.VAE(), torch.rand(4, 1, 28, 28), epochs=1)
+        V.fit(rbm, torch.rand(0, 5), epochs=1)
     with pytest.raises(ValueError, match="rbm must be an RBM"):
         R.ais_log_partition(V.VAE())
 
@@ -605,8 +699,8 @@ def test_mnist_rbm_is_the_zoo_entry_of_the_library_constants():
     from vae_lib import zoo
 
     e = zoo.entry("mnist_rbm")
-    assert e.trainer == "rbm" and e.build().config == R.MNIST_RBM_CONFIG
-    assert dict(e.recipe) == {**R.MNIST_RBM_TRAINING, "trainer": "rbm", "seed": 0}
+    assert e.model_class is R.RBM and e.config_object == R.MNIST_RBM_CONFIG
+    assert {k: e.recipe[k] for k in R.MNIST_RBM_TRAINING} == R.MNIST_RBM_TRAINING
     model, record = zoo.load("mnist_rbm", "cpu", progress=False)
     history = record.history
     assert isinstance(model, R.RBM) and not model.training
@@ -634,5 +728,5 @@ def test_on_cuda():
     assert rbm.sample(4, n_steps=3, generator=g).device.type == "cuda"
     with pytest.raises(ValueError, match="generator"):
         rbm.sample(4, generator=torch.Generator())
-    history = R.fit_rbm(rbm, x, epochs=2, batch_size=10, val_x=x, progress=False)
+    history = V.fit(rbm, x, epochs=2, batch_size=10, val=x, progress=False)
     assert history.settings["device"].startswith("cuda") and len(history.val_free_energy) == 2

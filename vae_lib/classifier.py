@@ -3,19 +3,27 @@
 It answers "is this decoding a confident digit?" (:func:`confidence`) and gives a feature space
 (:meth:`DigitClassifier.features`, the last hidden layer) for Fréchet distances between sets of
 images. :class:`DigitClassifier` is an MLP, optionally behind 3x3 convolutions; the book's
-shared copy (:data:`CLASSIFIER_CONFIG`) is a small convolutional network, trained once and
-loaded from the model zoo by ``zoo.load("digit_classifier")``.
+shared copy is a small convolutional network, trained once and loaded from the model zoo by
+``zoo.load("digit_classifier")``.
 
-It is trained on a mix of grey-level and binarized digits (half of every minibatch is replaced
-by a Bernoulli draw of itself), so it is at home with both the blurry grey means of a decoder
-and binary samples, and on digits shifted by up to two pixels.
+It is trained by :func:`vae_lib.fit` on ``(images, labels)``, with the options of
+:class:`ClassifierOptions`: on a mix of grey-level and binarized digits (a share
+``binarize_fraction`` of every minibatch is replaced by a Bernoulli draw of itself), so that it
+is at home with both the blurry grey means of a decoder and binary samples, and on digits
+shifted by up to ``max_shift`` pixels::
+
+    model = DigitClassifier(ClassifierConfig(conv_channels=(32, 64), hidden_dims=(128,)))
+    history = fit(model, (images, labels), epochs=12, val=(val_images, val_labels),
+                  binarize_fraction=0.5, max_shift=2)
+    history.val_accuracy[-1]
 """
 
 from __future__ import annotations
 
 import math
-import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -23,8 +31,10 @@ from torch import nn
 from . import arguments
 from .checks import check_unit_interval
 from .data import binarize_images, minibatches
-from .loop import History, NonFiniteWatch, TrainingState, train_loop
-from .training import cosine_schedule, make_adam
+from .training import FitOptions, Run, Trainable
+
+#: What the pixel check says to do about other values.
+_PIXELS = "(grey levels; divide bytes 0-255 by 255)"
 
 
 @dataclass(frozen=True)
@@ -69,9 +79,43 @@ class ClassifierConfig:
         object.__setattr__(self, "dropout", arguments.probability("dropout", self.dropout))
 
 
-class DigitClassifier(nn.Module):
+@dataclass(frozen=True)
+class ClassifierOptions(FitOptions):
+    """:func:`vae_lib.fit`'s settings for a :class:`DigitClassifier` (the defaults of the old
+    ``fit_classifier``: batches of 128, Adam at ``lr = 1e-3`` decaying to 0 along a cosine).
+
+    Attributes:
+        lr_schedule: ``"cosine"`` by default (``None``: a constant ``lr``).
+        binarize_fraction: each training image of a minibatch is replaced, with this
+            probability, by a fresh Bernoulli draw of its pixels (0: trains on the images as
+            they are; 1: always binarized). Validation images are never binarized.
+        max_shift: each training image is shifted by up to this many pixels in each direction
+            (:func:`random_shift`; 0: no shifts). Validation images are never shifted.
+    """
+
+    lr_schedule: str | None = "cosine"
+    binarize_fraction: float = 0.0
+    max_shift: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._set(
+            "binarize_fraction",
+            arguments.probability("binarize_fraction", self.binarize_fraction, allow_one=True),
+        )
+        self._set("max_shift", arguments.integer("max_shift", self.max_shift, minimum=0))
+
+
+class DigitClassifier(Trainable):
     """A classifier: image -> [conv_channels (3x3 conv, ReLU, 2x2 max pool)] -> hidden_dims
     (ReLU) -> n_classes logits.
+
+    Trained by :func:`vae_lib.fit` on ``(images (N, *input_shape) in [0, 1], labels (N,)
+    integers in [0, n_classes))`` with :class:`ClassifierOptions`; the history's curves are
+    ``train_loss`` / ``val_loss`` (the cross-entropy, nats per image) and ``train_accuracy`` /
+    ``val_accuracy`` (a fraction). Training values are means over the epoch's augmented
+    minibatches, as the model changed during the epoch; validation values are measured on the
+    plain validation images after each epoch.
 
     Example::
 
@@ -79,6 +123,11 @@ class DigitClassifier(nn.Module):
         p = model.predict_proba(images)      # (B, 10), rows sum to 1
         f = model.features(images)           # (B, 256), for a Fréchet distance
     """
+
+    Options = ClassifierOptions
+    curves = ("loss", "accuracy")
+    #: :func:`vae_lib.fit` takes ``(images, labels)`` (and the zoo passes them).
+    uses_labels: ClassVar[bool] = True
 
     def __init__(self, config: ClassifierConfig | None = None) -> None:
         super().__init__()
@@ -112,10 +161,6 @@ class DigitClassifier(nn.Module):
         """F, the width of the last hidden layer."""
         return int(self.config.hidden_dims[-1])
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
-
     def _check_x(self, x: torch.Tensor) -> None:
         expected = f"(B, {', '.join(map(str, self.input_shape))})"
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():
@@ -123,6 +168,7 @@ class DigitClassifier(nn.Module):
         if tuple(x.shape[1:]) != self.input_shape:
             raise ValueError(f"x has shape {tuple(x.shape)}; expected {expected}")
 
+    # -- the network --------------------------------------------------------------------------
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Last hidden layer activations (after ReLU): ``(B, *input_shape) -> (B, F)``."""
         self._check_x(x)
@@ -130,7 +176,11 @@ class DigitClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits: ``(B, *input_shape) -> (B, n_classes)``."""
-        return self.head(self.features(x))
+        self._check_x(x)
+        return self._logits(x)
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
 
     @torch.no_grad()
     def predict_proba(self, x: torch.Tensor, *, batch_size: int = 1000) -> torch.Tensor:
@@ -141,20 +191,94 @@ class DigitClassifier(nn.Module):
         """
         self._check_x(x)
         batch_size = arguments.positive_int("batch_size", batch_size)
+        return self._predict_proba(x, batch_size)
+
+    @torch.no_grad()
+    def _predict_proba(self, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
         was_training = self.training
         self.eval()
         try:
-            chunks = [torch.softmax(self(xb.to(self.device)), dim=-1) for xb in x.split(batch_size)]
+            chunks = [
+                torch.softmax(self._logits(xb.to(self.device)), dim=-1)
+                for xb in x.split(batch_size)
+            ]
         finally:
             self.train(was_training)
         if not chunks:
             return torch.empty(0, self.n_classes, device=self.device)
         return torch.cat(chunks)
 
+    # -- training (vae_lib.fit) ---------------------------------------------------------------
+    def training_data(self, data: Any, run: Run, *, name: str) -> tuple[torch.Tensor, ...]:
+        """``data = (images (N, *input_shape) in [0, 1], labels (N,) integers in [0,
+        n_classes))`` checked once and moved to the model's device."""
+        if not isinstance(data, tuple | list) or len(data) != 2:
+            raise ValueError(
+                f"{name} must be a pair (images, labels) for a DigitClassifier, got "
+                f"{type(data).__name__}"
+                + (f" of {len(data)} items" if isinstance(data, tuple | list) else "")
+            )
+        images, labels = data
+        x = arguments.data_set(
+            f"{name} images", images, input_shape=self.input_shape, dtype=self.dtype
+        )
+        check_unit_interval(f"{name} images", x, _PIXELS)
+        _check_labels(labels, x.shape[0], self.n_classes, name=f"{name} labels")
+        if run.options.max_shift and len(self.input_shape) < 2:
+            raise ValueError(
+                f"max_shift needs images (..., H, W); input_shape is {self.input_shape}"
+            )
+        return x.to(self.device), labels.to(self.device)
 
-def _check_labels(y: torch.Tensor, n: int, n_classes: int, name: str = "y") -> None:
+    def batches(
+        self, data: tuple[torch.Tensor, torch.Tensor], run: Run
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Shuffled minibatches ``(images, labels)``, the images augmented: a share
+        ``binarize_fraction`` binarized, then each shifted by up to ``max_shift`` pixels (the
+        draws from the run's generator: the order, then for each batch the Bernoulli pixels,
+        which images take them, and the shifts)."""
+        x, y = data
+        o = run.options
+        indices = torch.arange(x.shape[0], device=x.device)
+        for index in minibatches(indices, o.batch_size, shuffle=True, generator=run.generator):
+            yield _augment(x[index], o, run.generator), y[index]
+
+    def loss(
+        self, batch: tuple[torch.Tensor, torch.Tensor], run: Run
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The mean cross-entropy of ``batch = (images (B, *input_shape), labels (B,))``; the
+        parts are each image's cross-entropy, ``(B,)`` nats, and whether its most probable
+        class is its label, ``(B,)`` 0 or 1."""
+        x, y = batch
+        logits = self._logits(x)
+        loss = nn.functional.cross_entropy(logits, y)
+        with torch.no_grad():
+            per_image = nn.functional.cross_entropy(logits, y, reduction="none")
+            correct = (logits.argmax(dim=-1) == y).to(logits.dtype)
+        return loss, {"loss": per_image, "accuracy": correct}
+
+
+def _augment(x: torch.Tensor, options: ClassifierOptions, generator: torch.Generator):
+    """A minibatch as the classifier trains on it: each image binarized with probability
+    ``binarize_fraction`` (a fresh Bernoulli draw), then shifted by up to ``max_shift``."""
+    if options.binarize_fraction > 0:
+        drawn = binarize_images(x, "dynamic", generator)
+        pick = torch.rand(len(x), generator=generator, device=x.device)
+        pick = (pick < options.binarize_fraction).view(-1, *[1] * (x.dim() - 1))
+        x = torch.where(pick, drawn, x)
+    return random_shift(x, options.max_shift, generator)
+
+
+def _check_labels(y: Any, n: int, n_classes: int, name: str = "y") -> None:
+    """Refuse anything but a 1-D integer tensor of ``n`` labels in ``[0, n_classes)`` (a
+    ``(n, 1)`` column is refused, not broadcast)."""
     if not isinstance(y, torch.Tensor) or y.dtype.is_floating_point or y.dtype == torch.bool:
-        raise ValueError(f"{name} must be an integer tensor of class labels, shape ({n},)")
+        raise ValueError(
+            f"{name} must be an integer tensor of class labels, shape ({n},), got "
+            + (f"dtype {y.dtype}" if isinstance(y, torch.Tensor) else type(y).__name__)
+        )
+    if y.is_complex():
+        raise ValueError(f"{name} must be an integer tensor of class labels, got {y.dtype}")
     if y.dim() != 1 or y.shape[0] != n:
         raise ValueError(f"{name} has shape {tuple(y.shape)}; expected ({n},), one label per image")
     if n and (y.min() < 0 or y.max() >= n_classes):
@@ -164,17 +288,22 @@ def _check_labels(y: torch.Tensor, n: int, n_classes: int, name: str = "y") -> N
 
 
 def confidence(model: DigitClassifier, x: torch.Tensor) -> torch.Tensor:
-    """The largest class probability of each image, ``(B,)`` in [1/n_classes, 1]."""
-    return model.predict_proba(x).max(dim=-1).values
+    """The largest class probability of each image ``x (B, *input_shape)`` (pixels in
+    [0, 1]), ``(B,)`` in [1/n_classes, 1]."""
+    model._check_x(x)
+    check_unit_interval("x", x, _PIXELS)
+    return model._predict_proba(x).max(dim=-1).values
 
 
 def accuracy(model: DigitClassifier, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Fraction of the images ``x (N, *input_shape)`` whose most probable class is ``y (N,)``."""
+    """Fraction of the images ``x (N, *input_shape)`` (pixels in [0, 1]) whose most probable
+    class is ``y (N,)`` (integer labels in ``[0, n_classes)``)."""
     model._check_x(x)
     _check_labels(y, x.shape[0], model.n_classes)
     if x.shape[0] == 0:
         raise ValueError("accuracy needs at least one image")
-    predicted = model.predict_proba(x).argmax(dim=-1)
+    check_unit_interval("x", x, _PIXELS)
+    predicted = model._predict_proba(x).argmax(dim=-1)
     return (predicted == y.to(predicted.device)).float().mean().item()
 
 
@@ -197,155 +326,6 @@ def random_shift(
     d = torch.randint(0, 2 * s + 1, (2, lead[0]), generator=generator, device=x.device)
     index = base + (d[0] * width + d[1]).view(-1, *[1] * (len(lead) - 1), 1)
     return padded.gather(-1, index.expand(*lead, h * w)).view(x.shape)
-
-
-#: The curves of :func:`fit_classifier`'s :class:`vae_lib.History`: ``train_loss`` (mean
-#: cross-entropy, nats) and ``train_accuracy`` are averaged over the epoch's (augmented)
-#: minibatches, as the model changed during the epoch; ``val_accuracy`` is measured on the
-#: validation images after each epoch (empty without them).
-CLASSIFIER_CURVES = ("train_loss", "train_accuracy", "val_accuracy")
-
-
-def fit_classifier(
-    model: DigitClassifier,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    epochs: int,
-    batch_size: int = 128,
-    lr: float = 1e-3,
-    val_x: torch.Tensor | None = None,
-    val_y: torch.Tensor | None = None,
-    binarize_fraction: float = 0.0,
-    max_shift: int = 0,
-    progress: bool = True,
-    seed: int = 0,
-    checkpoint: str | os.PathLike | None = None,
-    checkpoint_seconds: float = 300.0,
-) -> History:
-    """Train ``model`` with Adam on the cross-entropy of minibatches of ``(x, y)``.
-
-    The learning rate decays from ``lr`` to 0 along a cosine over all the steps. The data is
-    moved once to the model's device.
-
-    Args:
-        model: a :class:`DigitClassifier`.
-        x: ``(N, *input_shape)`` images in memory (grey levels in [0, 1] if
-            ``binarize_fraction > 0``).
-        y: ``(N,)`` integer labels in ``[0, n_classes)``.
-        epochs: passes over the data (>= 1).
-        batch_size: images per step.
-        lr: initial Adam learning rate.
-        val_x, val_y: optional validation images and labels, scored after every epoch.
-        binarize_fraction: each training image is replaced, with this probability, by a fresh
-            Bernoulli draw of its pixels (0 trains on ``x`` as it is).
-        max_shift: shift every training image by up to this many pixels (0: no shifts).
-        progress: show a ``tqdm`` progress bar.
-        seed: seeds the data order and the augmentation draws.
-        checkpoint, checkpoint_seconds: a resumable run, as in :func:`vae_lib.fit`.
-
-    Returns:
-        :class:`vae_lib.History` of the run, with the curves :data:`CLASSIFIER_CURVES`; the
-        model is left in eval mode.
-
-    Raises:
-        NonFiniteLossError: if the loss becomes NaN or infinite.
-    """
-    if not isinstance(model, DigitClassifier):
-        raise ValueError(f"model must be a DigitClassifier, got {type(model).__name__}")
-    epochs = arguments.positive_int("epochs", epochs)
-    batch_size = arguments.positive_int("batch_size", batch_size)
-    lr = arguments.real("lr", lr, minimum=0.0, strict_minimum=True)
-    binarize_fraction = arguments.probability(
-        "binarize_fraction", binarize_fraction, allow_one=True
-    )
-    max_shift = arguments.integer("max_shift", max_shift, minimum=0)
-    if max_shift and len(model.input_shape) < 2:
-        raise ValueError(f"max_shift needs images (..., H, W); input_shape is {model.input_shape}")
-    model._check_x(x)
-    if x.shape[0] < 1:
-        raise ValueError("x must hold at least one image")
-    _check_labels(y, x.shape[0], model.n_classes)
-    if (val_x is None) != (val_y is None):
-        raise ValueError("give both val_x and val_y, or neither")
-    if val_x is not None:
-        model._check_x(val_x)
-        _check_labels(val_y, val_x.shape[0], model.n_classes, name="val_y")
-        if val_x.shape[0] < 1:
-            raise ValueError("val_x must hold at least one image")
-    if binarize_fraction > 0:
-        check_unit_interval("x", x, "for binarize_fraction > 0")
-
-    device = model.device
-    x, y = x.to(device), y.to(device)
-    generator = torch.Generator(device=device).manual_seed(seed)
-    optimizer = make_adam(model.parameters(), lr)
-    n = x.shape[0]
-    n_batches = math.ceil(n / batch_size)
-    total_steps = epochs * n_batches
-    scheduler = cosine_schedule(optimizer, total_steps)
-    history = History(
-        settings={
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "lr": lr,
-            "schedule": "cosine",
-            "binarize_fraction": binarize_fraction,
-            "max_shift": max_shift,
-            "seed": seed,
-            "n_train": int(n),
-            "device": str(device),
-        },
-        **{name: [] for name in CLASSIFIER_CURVES},
-    )
-
-    def step(idx: torch.Tensor, epoch: int, batch_index: int, steps_done: int):
-        xb, yb = x[idx], y[idx]
-        if binarize_fraction > 0:
-            drawn = binarize_images(xb, "dynamic", generator)
-            pick = torch.rand(len(xb), generator=generator, device=device)
-            pick = (pick < binarize_fraction).view(-1, *[1] * (xb.dim() - 1))
-            xb = torch.where(pick, drawn, xb)
-        xb = random_shift(xb, max_shift, generator)
-        logits = model(xb)
-        loss = nn.functional.cross_entropy(logits, yb)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        with torch.no_grad():
-            correct = (logits.argmax(dim=-1) == yb).sum()
-            return loss, torch.stack([loss.detach() * len(yb), correct.to(loss.dtype)])
-
-    def postfix(values) -> dict[str, str]:
-        text = {
-            "loss": f"{values['train_loss']:.3f}",
-            "train acc": f"{values['train_accuracy']:.4f}",
-        }
-        if "val_accuracy" in values:
-            text["val acc"] = f"{values['val_accuracy']:.4f}"
-        return text
-
-    indices = torch.arange(n, device=device)
-    return train_loop(
-        TrainingState(model, [optimizer], [scheduler], generator),
-        history,
-        epochs=epochs,
-        batches=lambda: minibatches(indices, batch_size, shuffle=True, generator=generator),
-        n_batches=n_batches,
-        n_examples=int(n),
-        step=step,
-        train_curves=("train_loss", "train_accuracy"),
-        evaluate=(lambda: {"val_accuracy": accuracy(model, val_x, val_y)})
-        if val_x is not None
-        else None,
-        watch=NonFiniteWatch(device, hint=f"try a smaller learning rate (lr={lr})"),
-        postfix=postfix,
-        description="training classifier",
-        progress=progress,
-        values_checked=True,  # x was checked above
-        checkpoint=checkpoint,
-        checkpoint_seconds=checkpoint_seconds,
-    )
 
 
 #: Architecture of the shared classifier: two 3x3 convolutions (32 and 64 channels, each

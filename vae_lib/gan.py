@@ -13,15 +13,15 @@ Unlike a VAE, a GAN has no encoder and defines no likelihood: it can only be sam
 All losses are per example and in nats (natural logarithms), like the rest of ``vae_lib``.
 
 * :func:`gan_training_step` is one alternating update of D and then G.
-* :func:`fit_gan` repeats it over minibatches for a number of epochs (Adam for both nets), in
-  the book's one training loop (:func:`vae_lib.train_loop`).
+* ``vae_lib.fit(gan, images, epochs=...)`` repeats it over minibatches for a number of epochs
+  (an Adam for each net, :class:`GANOptions`), in the book's one training loop.
 * ``zoo.load("mnist_gan")`` loads the book's MNIST DCGAN, trained, from the model zoo.
 """
 
 from __future__ import annotations
 
 import math
-import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -30,13 +30,66 @@ from torch import nn
 
 from . import arguments
 from .checks import check_unit_interval
-from .data import minibatches
-from .loop import History, NonFiniteWatch, TrainingState, train_loop
-from .training import LR_SCHEDULES, cosine_schedule, make_adam
+from .data import binarize_images, minibatches
+from .training import FitOptions, Run, Trainable, make_adam
 
 GENERATOR_OUTPUTS = ("sigmoid", "linear")
 GAN_ARCHITECTURES = ("mlp", "conv")
 GAN_BINARIZATIONS = (None, "dynamic", "threshold")
+
+#: The curves of a GAN's :class:`vae_lib.History` from :func:`vae_lib.fit`: means over each
+#: epoch's examples (each step's values weighted by its minibatch's size).
+#: ``discriminator_loss`` and ``generator_loss`` are in nats per example; ``d_real`` and
+#: ``d_fake`` are D's mean probabilities of "real" on real and generated examples. At the
+#: game's equilibrium D outputs 1/2 everywhere: d_real = d_fake = 0.5, D's loss
+#: 2 log 2 ~ 1.386 and G's log 2 ~ 0.693 nats. With validation data, ``val_<curve>`` are the
+#: same quantities on it (:meth:`GAN.loss`).
+GAN_CURVES = ("discriminator_loss", "generator_loss", "d_real", "d_fake")
+
+
+@dataclass(frozen=True)
+class GANOptions(FitOptions):
+    """:func:`vae_lib.fit`'s settings for a :class:`GAN` (checked when made).
+
+    Attributes:
+        batch_size: real examples per step (and as many fakes).
+        lr: Adam learning rate of both networks.
+        betas: Adam's ``(beta1, beta2)`` of both networks; ``(0.5, 0.999)`` is the DCGAN
+            setting: a shorter memory of the gradient helps in a game whose opponent keeps
+            moving.
+        lr_schedule: ``None`` (constant ``lr``) or ``"cosine"`` (both rates down to 0 at the
+            last step along half a cosine).
+        binarize: ``None`` (train on the data as it is), ``"dynamic"`` (a fresh Bernoulli draw
+            of every batch; validation data is drawn once, with the run's generator) or
+            ``"threshold"``.
+        generator_ema: ``None``, or a decay in (0, 1): after every step an exponential moving
+            average of the generator's parameters and batch-norm statistics is updated,
+            ``ema = decay * ema + (1 - decay) * current``, and at the end the generator is
+            given the averages (Yazici et al., 2019). A GAN's generator keeps circling the
+            game's equilibrium as the discriminator moves; the average sits nearer it.
+    """
+
+    batch_size: int = 64
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    binarize: str | None = None
+    generator_ema: float | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        arguments.one_of("binarize", self.binarize, GAN_BINARIZATIONS)
+        if self.generator_ema is not None:
+            self._set(
+                "generator_ema",
+                arguments.real(
+                    "generator_ema",
+                    self.generator_ema,
+                    minimum=0.0,
+                    maximum=1.0,
+                    strict_minimum=True,
+                    strict_maximum=True,
+                ),
+            )
 
 
 @dataclass(frozen=True)
@@ -140,7 +193,7 @@ def _spectral_norm(layer: nn.Module) -> nn.Module:
     return nn.utils.parametrizations.spectral_norm(layer)
 
 
-class GAN(nn.Module):
+class GAN(Trainable):
     """A GAN whose generator and discriminator are multilayer perceptrons or, with
     ``architecture="conv"``, DCGAN-style convolutional networks.
 
@@ -150,13 +203,22 @@ class GAN(nn.Module):
     (LeakyReLU, then dropout if any) -> one logit. :meth:`generate` and :meth:`discriminate`
     wrap them with the reshaping and the input checks.
 
+    Trained by :func:`vae_lib.fit` (settings: :class:`GANOptions`; data: a tensor
+    ``(N, *input_shape)``), whose every step is one :func:`gan_training_step`.
+
     Example::
 
         gan = GAN(GANConfig(latent_dim=64)).to(default_device())
-        history = fit_gan(gan, train_x, epochs=10)
+        history = fit(gan, train_x, epochs=10, generator_ema=0.999)
         images = gan.sample(16)                    # (16, 1, 28, 28) in [0, 1]
         p_real = torch.sigmoid(gan.discriminate(images))
     """
+
+    Options = GANOptions
+    curves = GAN_CURVES
+    watched = "the losses (D, G)"
+    #: the history's training curves are the bare names (``d_real``), as they have always been
+    train_prefix = ""
 
     def __init__(self, config: GANConfig | None = None) -> None:
         super().__init__()
@@ -198,20 +260,15 @@ class GAN(nn.Module):
     def latent_dim(self) -> int:
         return int(self.config.latent_dim)
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
-
     def _check_x(self, x: torch.Tensor, name: str = "x") -> None:
         expected = f"(B, {', '.join(map(str, self.input_shape))})"
-        dtype = next(self.parameters()).dtype
-        arguments.float_tensor(name, x, shape=expected, dtype=dtype)
+        arguments.float_tensor(name, x, shape=expected, dtype=self.dtype)
         if x.dim() != len(self.input_shape) + 1 or tuple(x.shape[1:]) != self.input_shape:
             raise ValueError(f"{name} has shape {tuple(x.shape)}; expected {expected}")
 
     def _check_z(self, z: torch.Tensor) -> None:
         expected = f"(B, latent_dim={self.latent_dim})"
-        arguments.float_tensor("z", z, shape=expected, dtype=next(self.parameters()).dtype)
+        arguments.float_tensor("z", z, shape=expected, dtype=self.dtype)
         if z.dim() != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"z has shape {tuple(z.shape)}; expected {expected}")
 
@@ -222,10 +279,13 @@ class GAN(nn.Module):
         Differentiable (no ``no_grad``): the generator is trained through it.
         """
         self._check_z(z)
+        return self._generate(z)
+
+    def _generate(self, z: torch.Tensor) -> torch.Tensor:
         return self.generator(z).reshape(z.shape[0], *self.input_shape)
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """Draw ``n`` samples: z ~ N(0, I) on the model's device, then G(z).
 
         Args:
@@ -238,17 +298,21 @@ class GAN(nn.Module):
             does not depend on the others drawn with it; the model's mode is given back.
         """
         n = arguments.positive_int("n", n)
+        arguments.generator("generator", generator, self.device)
         z = torch.randn(n, self.latent_dim, device=self.device, generator=generator)
         was_training = self.training
         self.eval()
         try:
-            return self.generate(z)
+            return self._generate(z)
         finally:
             self.train(was_training)
 
     def discriminate(self, x: torch.Tensor) -> torch.Tensor:
         """D's logits: ``(B, *input_shape) -> (B,)``; ``sigmoid`` gives P(x is real)."""
         self._check_x(x)
+        return self._discriminate(x)
+
+    def _discriminate(self, x: torch.Tensor) -> torch.Tensor:
         return self.discriminator(x.flatten(start_dim=1)).squeeze(-1)
 
     # -- the two losses ---------------------------------------------------------------------
@@ -267,7 +331,7 @@ class GAN(nn.Module):
                 f"x_real and x_fake must hold the same number of examples (one pair per loss "
                 f"term); got {x_real.shape[0]} and {x_fake.shape[0]}"
             )
-        return F.softplus(-self.discriminate(x_real)) + F.softplus(self.discriminate(x_fake))
+        return F.softplus(-self._discriminate(x_real)) + F.softplus(self._discriminate(x_fake))
 
     def generator_loss(self, x_fake: torch.Tensor, saturating: bool = False) -> torch.Tensor:
         """G's loss on its samples ``x_fake = G(z)`` ``(B, *input_shape)``: ``(B,)``, in nats.
@@ -285,6 +349,98 @@ class GAN(nn.Module):
         """
         logits = self.discriminate(x_fake)
         return -F.softplus(logits) if saturating else F.softplus(-logits)
+
+    # -- training with vae_lib.fit ----------------------------------------------------------
+    def loss(self, batch: torch.Tensor, run: Run) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The game's values on real examples ``batch (B, *input_shape)`` against B fresh fakes
+        (z drawn with ``run.generator``): ``(D's mean loss, {curve: (B,)})`` with the parts of
+        :data:`GAN_CURVES`, D's and G's losses in nats and D's probabilities of "real" on each
+        real example and on each fake.
+
+        What :func:`vae_lib.fit` reports on validation data (and :func:`vae_lib.evaluate` on
+        any data). Training does not minimise it: each step is :func:`gan_training_step`,
+        which measures G's loss on new fakes, after D's update.
+        """
+        z = torch.randn(
+            batch.shape[0], self.latent_dim, device=self.device, generator=run.generator
+        )
+        real_logits = self._discriminate(batch)
+        fake_logits = self._discriminate(self._generate(z))
+        d_loss = F.softplus(-real_logits) + F.softplus(fake_logits)
+        parts = {
+            "discriminator_loss": d_loss,
+            "generator_loss": F.softplus(-fake_logits),
+            "d_real": torch.sigmoid(real_logits),
+            "d_fake": torch.sigmoid(fake_logits),
+        }
+        return d_loss.mean(), parts
+
+    def training_data(self, data: torch.Tensor, run: Run, *, name: str) -> torch.Tensor:
+        """``data`` ``(N, *input_shape)`` of the model's dtype, on its device; its values are
+        checked to lie in [0, 1] when it is binarized, and validation data is binarized once
+        here (a ``"dynamic"`` binarization draws it with the run's generator)."""
+        x = super().training_data(data, run, name=name)
+        binarize = run.options.binarize
+        if binarize is not None:
+            check_unit_interval(name, x, f"for binarize={binarize!r}")
+        if name == "val":
+            x = binarize_images(x, "static" if binarize == "dynamic" else binarize, run.generator)
+        return x
+
+    def batches(self, data: torch.Tensor, run: Run) -> Iterator[torch.Tensor]:
+        """Shuffled minibatches ``(b, *input_shape)``, binarized as ``binarize`` says (order
+        and draws from the run's generator)."""
+        o = run.options
+        return minibatches(
+            data, o.batch_size, shuffle=True, binarize=o.binarize, generator=run.generator
+        )
+
+    def configure_optimizers(self, run: Run) -> list[torch.optim.Optimizer]:
+        """Two Adams, D's then G's, with the run's ``lr`` and ``betas``."""
+        o = run.options
+        return [
+            make_adam(self.discriminator.parameters(), o.lr, o.betas),
+            make_adam(self.generator.parameters(), o.lr, o.betas),
+        ]
+
+    def _averaged(self) -> dict[str, torch.Tensor]:
+        """The generator's floating-point state (parameters and batch-norm statistics) that
+        ``generator_ema`` averages, by name; the tensors share the model's storage."""
+        return {
+            name: value
+            for name, value in self.generator.state_dict().items()
+            if value.is_floating_point()
+        }
+
+    def start_training(self, data: torch.Tensor, run: Run) -> dict[str, torch.Tensor]:
+        """With ``generator_ema``, the running averages (``ema.<name>``, starting at the
+        generator's weights): loop tensors, so that a checkpoint keeps and resumes them."""
+        if run.options.generator_ema is None:
+            return {}
+        return {f"ema.{k}": v.detach().clone() for k, v in self._averaged().items()}
+
+    def training_step(self, batch: torch.Tensor, run: Run) -> tuple[torch.Tensor, torch.Tensor]:
+        """One :func:`gan_training_step` (D's Adam step, then G's), then the update of the
+        generator's averages. Watched: D's and G's losses; the sums: the four values of
+        :data:`GAN_CURVES` times the batch size."""
+        d_optimizer, g_optimizer = run.optimizers
+        losses = gan_training_step(
+            self, batch, d_optimizer, g_optimizer, run.generator, as_tensor=True
+        )
+        decay = run.options.generator_ema
+        if decay is not None:
+            with torch.no_grad():
+                for name, value in self._averaged().items():
+                    run.tensors[f"ema.{name}"].lerp_(value, 1.0 - decay)
+        return losses[:2], losses * batch.shape[0]
+
+    def finish_training(self, run: Run) -> None:
+        """With ``generator_ema``, the generator is given its averaged weights."""
+        if run.options.generator_ema is None:
+            return
+        with torch.no_grad():
+            for name, value in self._averaged().items():
+                value.copy_(run.tensors[f"ema.{name}"])
 
 
 @dataclass
@@ -323,7 +479,7 @@ def gan_training_step(
 
     Returns the step's :class:`GANLosses` as Python floats, which waits for the device to
     finish the step; with ``as_tensor=True``, the same four numbers as a ``(4,)`` tensor on the
-    device instead (D's loss, G's loss, d_real, d_fake), as :func:`fit_gan` uses them.
+    device instead (D's loss, G's loss, d_real, d_fake), as :meth:`GAN.training_step` uses them.
     """
     n, d = x_real.shape[0], gan.latent_dim
     # 1. Discriminator: real (label 1) against fakes (label 0); detach() stops at the generator.
@@ -343,176 +499,6 @@ def gan_training_step(
         [d_loss, g_loss, torch.sigmoid(real_logits).mean(), torch.sigmoid(fake_logits).mean()]
     ).detach()
     return losses if as_tensor else GANLosses(*losses.tolist())
-
-
-#: The curves of :func:`fit_gan`'s :class:`vae_lib.History`: means over each epoch's
-#: minibatches. ``discriminator_loss`` and ``generator_loss`` are in nats per example;
-#: ``d_real`` and ``d_fake`` are D's mean probabilities of "real" on real and generated
-#: examples. At the game's equilibrium D outputs 1/2 everywhere: d_real = d_fake = 0.5, D's loss
-#: 2 log 2 ~ 1.386 and G's log 2 ~ 0.693 nats.
-GAN_CURVES = ("discriminator_loss", "generator_loss", "d_real", "d_fake")
-
-
-def fit_gan(
-    gan: GAN,
-    train_x: torch.Tensor,
-    *,
-    epochs: int,
-    batch_size: int = 64,
-    lr: float = 2e-4,
-    betas: tuple[float, float] = (0.5, 0.999),
-    lr_schedule: str | None = None,
-    binarize: str | None = None,
-    progress: bool = True,
-    seed: int = 0,
-    generator_ema: float | None = None,
-    checkpoint: str | os.PathLike | None = None,
-    checkpoint_seconds: float = 300.0,
-) -> History:
-    """Train ``gan`` by :func:`gan_training_step` over shuffled minibatches of ``train_x``.
-
-    Both networks get their own Adam (``betas=(0.5, 0.999)``, the DCGAN setting: a shorter
-    memory of the gradient helps in a game whose opponent keeps moving). Works on whatever
-    device the model is on; the data is moved there once.
-
-    Args:
-        gan: a :class:`GAN`.
-        train_x: ``(N, *input_shape)`` training data in memory (in [0, 1] for a sigmoid
-            generator).
-        epochs: passes over the data (>= 1).
-        batch_size: real examples per step (and as many fakes).
-        lr: Adam learning rate of both networks.
-        betas: Adam's ``(beta1, beta2)``, each in [0, 1).
-        lr_schedule: ``None`` (constant ``lr``) or ``"cosine"`` (both rates down to 0 at the
-            last step along half a cosine).
-        binarize: ``None`` (train on ``train_x`` as it is), ``"dynamic"`` (a fresh Bernoulli
-            draw of every batch) or ``"threshold"``.
-        progress: show a ``tqdm`` progress bar (with the mean losses of each finished epoch).
-        seed: seeds the data order, the binarization draws and the noise z.
-        generator_ema: ``None``, or a decay in (0, 1): after every step an exponential moving
-            average of the generator's parameters and batch-norm statistics is updated,
-            ``ema = decay * ema + (1 - decay) * current``, and at the end the generator is
-            given the averages (Yazici et al., 2019). A GAN's generator keeps circling the
-            game's equilibrium as the discriminator moves; the average sits nearer it.
-        checkpoint, checkpoint_seconds: a resumable run, as in :func:`vae_lib.fit`.
-
-    Returns:
-        :class:`vae_lib.History` of the run, with the curves :data:`GAN_CURVES`; the model is
-        left in eval mode.
-
-    Raises:
-        NonFiniteLossError: if a loss becomes NaN or infinite (names the epoch and batch of
-            the first bad step; checked every 64 steps and at each epoch's end, without a host
-            synchronisation per step).
-    """
-    if not isinstance(gan, GAN):
-        raise ValueError(f"gan must be a GAN, got {type(gan).__name__}")
-    epochs = arguments.positive_int("epochs", epochs)
-    batch_size = arguments.positive_int("batch_size", batch_size)
-    gan._check_x(train_x, "train_x")
-    if train_x.shape[0] < 1:
-        raise ValueError("train_x must hold at least one example")
-    lr = arguments.real("lr", lr, minimum=0.0, strict_minimum=True)
-    if (
-        not isinstance(betas, tuple | list)
-        or len(betas) != 2
-        or not all(0.0 <= b < 1.0 for b in betas)
-    ):
-        raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
-    arguments.one_of("lr_schedule", lr_schedule, LR_SCHEDULES)
-    arguments.one_of("binarize", binarize, GAN_BINARIZATIONS)
-    seed = arguments.seed("seed", seed)
-    if generator_ema is not None:
-        generator_ema = arguments.real(
-            "generator_ema",
-            generator_ema,
-            minimum=0.0,
-            maximum=1.0,
-            strict_minimum=True,
-            strict_maximum=True,
-        )
-
-    device = gan.device
-    train_x = train_x.to(device)
-    generator = torch.Generator(device=device).manual_seed(seed)
-    betas = (float(betas[0]), float(betas[1]))
-    d_optimizer = make_adam(gan.discriminator.parameters(), lr, betas)
-    g_optimizer = make_adam(gan.generator.parameters(), lr, betas)
-    n = train_x.shape[0]
-    n_batches = math.ceil(n / batch_size)
-    total_steps = epochs * n_batches
-    schedulers = []
-    if lr_schedule == "cosine":
-        schedulers = [cosine_schedule(o, total_steps) for o in (d_optimizer, g_optimizer)]
-    history = History(
-        settings={
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "lr": lr,
-            "betas": list(betas),
-            "lr_schedule": lr_schedule,
-            "binarize": binarize,
-            "seed": seed,
-            "generator_ema": generator_ema,
-            "n_train": int(n),
-            "device": str(device),
-        },
-        **{name: [] for name in GAN_CURVES},
-    )
-    # the running averages: the loop's tensors, so that a checkpoint keeps and resumes them
-    averaged = {
-        name: value
-        for name, value in gan.generator.state_dict().items()
-        if value.is_floating_point()
-    }
-    state = TrainingState(gan, [d_optimizer, g_optimizer], schedulers, generator)
-    if generator_ema is not None:
-        state.tensors.update({f"ema.{k}": v.detach().clone() for k, v in averaged.items()})
-    # checked once here, so the steps' binarizations can skip their per-batch checks (syncs)
-    checked = binarize is not None
-    if checked:
-        check_unit_interval("train_x", train_x, f"for binarize={binarize!r}")
-
-    def step(xb: torch.Tensor, epoch: int, batch_index: int, steps_done: int):
-        losses = gan_training_step(gan, xb, d_optimizer, g_optimizer, generator, as_tensor=True)
-        if generator_ema is not None:
-            with torch.no_grad():
-                for name, value in averaged.items():
-                    state.tensors[f"ema.{name}"].lerp_(value, 1.0 - generator_ema)
-        return losses[:2], losses * xb.shape[0]
-
-    history = train_loop(
-        state,
-        history,
-        epochs=epochs,
-        batches=lambda: minibatches(
-            train_x, batch_size, shuffle=True, binarize=binarize, generator=generator
-        ),
-        n_batches=n_batches,
-        n_examples=int(n),
-        step=step,
-        train_curves=GAN_CURVES,
-        watch=NonFiniteWatch(
-            device,
-            what="the losses (D, G)",
-            n_values=2,
-            hint=f"try a smaller learning rate (lr={lr}) or check the data",
-        ),
-        postfix=lambda v: {
-            "D": f"{v['discriminator_loss']:.3f}",
-            "G": f"{v['generator_loss']:.3f}",
-        },
-        description="training GAN",
-        progress=progress,
-        values_checked=checked,
-        checkpoint=checkpoint,
-        checkpoint_seconds=checkpoint_seconds,
-    )
-    if generator_ema is not None:
-        with torch.no_grad():
-            for name, value in averaged.items():
-                value.copy_(state.tensors[f"ema.{name}"])
-    return history
 
 
 #: Architecture of the book's MNIST GAN: a DCGAN (Radford et al., 2016). The generator maps a

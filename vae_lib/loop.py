@@ -1,12 +1,12 @@
 """The one training loop of the book: epochs of minibatch steps, a progress bar, per-epoch timing,
 a non-finite check without host synchronisations, a :class:`History` of named curves, and
-resumable checkpoints. :func:`vae_lib.fit` (VAEs and autoencoders), :func:`vae_lib.fit_gan`,
-:func:`vae_lib.fit_rbm` and :func:`vae_lib.fit_classifier` each plug their own step into it.
+resumable checkpoints. :func:`vae_lib.fit` plugs each model's ``training_step`` into it.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import nullcontext
@@ -128,24 +128,24 @@ class NonFiniteWatch:
         *,
         what: str = "the loss",
         hint: str = "",
-        n_values: int = 1,
+        n_values: int | None = None,
         check_every: int = 64,
     ) -> None:
         check_every = arguments.positive_int("check_every", check_every)
         self.what = what
         self.hint = hint
         self.check_every = check_every
-        self.n_values = n_values
+        self.n_values = n_values  # None: as many as the first recorded step has
         self.device = torch.device(device)
         self._values: torch.Tensor | None = None  # allocated with the first value's dtype
         self._where: list[tuple[int, int, int]] = []
 
     def record(self, values: torch.Tensor, epoch: int, batch: int, n_batches: int) -> None:
-        """Note this step's ``values`` (a scalar or ``(n_values,)`` tensor; no sync)."""
+        """Note this step's ``values``: a scalar or a vector, of the same size at every step
+        (``n_values``, or the first step's size when that is ``None``); no sync."""
         if self._values is None:
-            self._values = torch.zeros(
-                self.check_every, self.n_values, device=self.device, dtype=values.dtype
-            )
+            n = values.numel() if self.n_values is None else self.n_values
+            self._values = torch.zeros(self.check_every, n, device=self.device, dtype=values.dtype)
         self._values[len(self._where)].copy_(values.detach().reshape(-1))
         self._where.append((epoch, batch, n_batches))
         if len(self._where) == self.check_every:
@@ -234,7 +234,8 @@ class TrainingState:
             "history": history.to_dict(),
         }
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+        # unique to this process and thread: two runs writing one checkpoint never collide
+        tmp = path.with_name(f"{path.name}.tmp{os.getpid()}-{threading.get_ident()}")
         torch.save(state, tmp)
         os.replace(tmp, path)
 

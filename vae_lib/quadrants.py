@@ -18,17 +18,16 @@ once (:func:`random_quadrant_counts`), which costs one model instead of three.
 from __future__ import annotations
 
 import math
-import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
-from torch import nn
 
 from . import arguments
 from .checks import check_unit_interval
 from .elementwise import softplus
-from .loop import History, NonFiniteWatch, TrainingState, train_loop
-from .training import cosine_schedule, make_adam
+from .training import FitOptions, Run, Trainable
 from .vae import ACTIVATIONS, mlp
 
 #: The value a hidden pixel has in a condition (pixels themselves lie in [0, 1]).
@@ -67,18 +66,25 @@ def observe(x: torch.Tensor, n_given: int | torch.Tensor) -> tuple[torch.Tensor,
     arguments.float_tensor("x", x, shape="(B, 1, H, W)")
     if x.dim() != 4 or x.shape[1] != 1:
         raise ValueError(f"x has shape {tuple(x.shape)}; expected (B, 1, H, W)")
-    height, width = x.shape[-2:]
-    masks = torch.stack([visible_mask(n, height, width) for n in QUADRANT_COUNTS]).to(x.device)
+    check_unit_interval("x", x, "(grey levels; divide bytes 0-255 by 255)")
     if isinstance(n_given, torch.Tensor):
         if n_given.shape != (x.shape[0],) or n_given.is_floating_point():
             raise ValueError(f"n_given must be an int or a ({x.shape[0]},) integer tensor")
         if not bool(((n_given >= 1) & (n_given <= 3)).all()):
             raise ValueError("every n_given must be 1, 2 or 3")
+    else:
+        n_given = arguments.one_of("n_given", n_given, QUADRANT_COUNTS)
+    return _observe(x, n_given)
+
+
+def _observe(x: torch.Tensor, n_given: int | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`observe` without its checks (for training steps, whose data was checked once)."""
+    height, width = x.shape[-2:]
+    masks = torch.stack([visible_mask(n, height, width) for n in QUADRANT_COUNTS]).to(x.device)
+    if isinstance(n_given, torch.Tensor):
         visible = masks[n_given.to(x.device).long() - 1]
     else:
-        visible = masks[arguments.one_of("n_given", n_given, QUADRANT_COUNTS) - 1].expand(
-            x.shape[0], height, width
-        )
+        visible = masks[n_given - 1].expand(x.shape[0], height, width)
     visible = visible.unsqueeze(1)
     c = torch.where(visible, x, torch.full_like(x, MISSING)).flatten(1)
     return c, ~visible
@@ -101,6 +107,13 @@ def masked_cross_entropy(x: torch.Tensor, logits: torch.Tensor, mask: torch.Tens
             f"{tuple(mask.shape)} must have the same shape"
         )
     check_unit_interval("x", x, "for a cross-entropy")
+    return _masked_cross_entropy(x, logits, mask)
+
+
+def _masked_cross_entropy(
+    x: torch.Tensor, logits: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """:func:`masked_cross_entropy` without its checks."""
     per_pixel = softplus(logits) - x * logits  # -log p of each pixel
     return (per_pixel * mask).flatten(1).sum(1)
 
@@ -129,12 +142,39 @@ class QuadrantRegressorConfig:
         arguments.one_of("activation", self.activation, tuple(ACTIVATIONS))
 
 
-class QuadrantRegressor(nn.Module):
+@dataclass(frozen=True)
+class QuadrantRegressorOptions(FitOptions):
+    """:func:`vae_lib.fit`'s settings for a :class:`QuadrantRegressor`: the common ones, with
+    the defaults of the old ``fit_quadrant_regressor`` (batches of 128, Adam at ``lr = 1e-3``
+    decaying to 0 along a cosine, ``lr_schedule="cosine"``)."""
+
+    lr_schedule: str | None = "cosine"
+
+
+class QuadrantRegressor(Trainable):
     """The deterministic baseline: the visible pixels -> one logit per pixel.
 
     ``forward(c)`` maps ``(B, H*W)`` conditions of :func:`observe` to ``(B, 1, H, W)`` logits;
     only the missing pixels' logits are trained and scored.
+
+    Trained by :func:`vae_lib.fit` on images alone, ``(N, 1, H, W)`` grey levels in [0, 1]
+    (the targets are the grey levels): each image of a minibatch gets its own random number
+    of given quadrants (:func:`random_quadrant_counts`, drawn from the run's generator) and
+    the loss is the mean :func:`masked_cross_entropy` of its missing pixels. The history's
+    curves: ``train_cross_entropy`` (nats per image over the missing pixels, the epoch's mean
+    over random quadrant counts) and, with validation images, ``val_cross_entropy_1``,
+    ``_2``, ``_3`` for 1, 2 and 3 given quadrants (as :func:`regressor_cross_entropy`).
+    :func:`vae_lib.evaluate` returns those three, as ``cross_entropy_1`` ... ``_3``.
+
+    Example::
+
+        model = QuadrantRegressor(QuadrantRegressorConfig(hidden_dims=(256, 256)))
+        history = fit(model, train_images, epochs=60, val=val_images)
+        completed = model.complete(test_images, 1)   # (B, 1, 28, 28) in [0, 1]
     """
+
+    Options = QuadrantRegressorOptions
+    curves = ("cross_entropy",)
 
     def __init__(self, config: QuadrantRegressorConfig | None = None) -> None:
         super().__init__()
@@ -146,15 +186,15 @@ class QuadrantRegressor(nn.Module):
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.config.input_shape)
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
-
     def forward(self, c: torch.Tensor) -> torch.Tensor:
+        """Logits of every pixel: ``c (B, H*W)`` (:func:`observe`) ``-> (B, *input_shape)``."""
         n = math.prod(self.input_shape)
         arguments.float_tensor("c", c, shape=f"(B, {n})")
         if c.dim() != 2 or c.shape[1] != n:
             raise ValueError(f"c has shape {tuple(c.shape)}; expected (B, {n})")
+        return self._forward(c)
+
+    def _forward(self, c: torch.Tensor) -> torch.Tensor:
         return self.net(c).reshape(-1, *self.input_shape)
 
     @torch.no_grad()
@@ -163,10 +203,56 @@ class QuadrantRegressor(nn.Module):
         c, missing = observe(x.to(self.device), n_given)
         return torch.where(missing, torch.sigmoid(self(c)), x.to(self.device))
 
+    # -- training (vae_lib.fit) ---------------------------------------------------------------
+    def training_data(self, data: Any, run: Run, *, name: str) -> torch.Tensor:
+        """Images ``(N, *input_shape)``, grey levels in [0, 1] (checked once), on the model's
+        device; ``input_shape`` must be ``(1, H, W)``, the images :func:`observe` takes."""
+        if len(self.input_shape) != 3 or self.input_shape[0] != 1:
+            raise ValueError(
+                f"a QuadrantRegressor trains on images (1, H, W); its input_shape is "
+                f"{self.input_shape}"
+            )
+        x = super().training_data(data, run, name=name)
+        check_unit_interval(name, x, "for a cross-entropy (divide bytes 0-255 by 255)")
+        return x
+
+    def batches(self, data: torch.Tensor, run: Run) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Shuffled minibatches ``(images (B, 1, H, W), n_given (B,))``, the numbers of given
+        quadrants drawn for each batch (:func:`random_quadrant_counts`) after the epoch's
+        order, both from the run's generator."""
+        for (xb,) in paired_minibatches((data,), run.options.batch_size, run.generator):
+            yield xb, random_quadrant_counts(xb.shape[0], run.generator)
+
+    def loss(
+        self, batch: tuple[torch.Tensor, torch.Tensor], run: Run
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The mean cross-entropy of the missing pixels of ``batch = (images (B, 1, H, W),
+        n_given (B,) or an int)``; the part is each image's, ``(B,)`` nats."""
+        x, n_given = batch
+        c, missing = _observe(x, n_given)
+        per_image = _masked_cross_entropy(x, self._forward(c), missing)
+        return per_image.mean(), {"cross_entropy": per_image}
+
+    @torch.no_grad()
+    def evaluation(self, data: torch.Tensor, run: Run, batch_size: int = 1000) -> dict[str, float]:
+        """``cross_entropy_1``, ``_2``, ``_3``: the mean cross-entropy of the missing pixels of
+        the prepared images given 1, 2 and 3 quadrants, nats per image (no random draws)."""
+        return {
+            f"cross_entropy_{n}": self._cross_entropy(data, n, batch_size) for n in QUADRANT_COUNTS
+        }
+
+    def _cross_entropy(self, x: torch.Tensor, n_given: int, batch_size: int) -> float:
+        total = 0.0
+        for xb in x.split(batch_size):
+            xb = xb.to(self.device)
+            c, missing = _observe(xb, n_given)
+            total += _masked_cross_entropy(xb, self._forward(c), missing).sum().item()
+        return total / x.shape[0]
+
 
 def paired_minibatches(
     tensors: tuple[torch.Tensor, ...], batch_size: int, generator: torch.Generator
-):
+) -> Iterator[tuple[torch.Tensor, ...]]:
     """One shuffled epoch of minibatches of several tensors with a common first dimension,
     in an order drawn from ``generator`` (on the tensors' device)."""
     n = tensors[0].shape[0]
@@ -180,122 +266,21 @@ def paired_minibatches(
 def regressor_cross_entropy(
     model: QuadrantRegressor, x: torch.Tensor, n_given: int, batch_size: int = 1000
 ) -> float:
-    """Mean :func:`masked_cross_entropy` of the missing pixels of ``x (N, 1, H, W)`` given
-    ``n_given`` quadrants, nats per image (the model in eval mode; its mode is restored)."""
-    was_training = model.training
-    model.eval()
-    total = 0.0
-    for xb in x.split(arguments.positive_int("batch_size", batch_size)):
-        xb = xb.to(model.device)
-        c, missing = observe(xb, n_given)
-        total += masked_cross_entropy(xb, model(c), missing).sum().item()
-    model.train(was_training)
-    return total / x.shape[0]
-
-
-#: The curves of :func:`fit_quadrant_regressor`: ``train_cross_entropy`` (nats per image over
-#: the missing pixels, averaged over the epoch's minibatches with random quadrant counts) and,
-#: with validation images, ``val_cross_entropy_1``, ``_2``, ``_3`` per number of given quadrants.
-REGRESSOR_CURVES = ("train_cross_entropy",)
-
-
-def fit_quadrant_regressor(
-    model: QuadrantRegressor,
-    train_x: torch.Tensor,
-    *,
-    epochs: int,
-    batch_size: int = 128,
-    lr: float = 1e-3,
-    val_x: torch.Tensor | None = None,
-    progress: bool = True,
-    seed: int = 0,
-    checkpoint: str | os.PathLike | None = None,
-    checkpoint_seconds: float = 300.0,
-) -> History:
-    """Train ``model`` with Adam (learning rate decaying to 0 along a cosine) on the
-    cross-entropy of the missing pixels; each image of a minibatch gets its own random number
-    of given quadrants (:func:`random_quadrant_counts`).
-
-    Args:
-        model: a :class:`QuadrantRegressor`.
-        train_x: ``(N, 1, H, W)`` grey-level images in [0, 1] (the targets are grey levels).
-        epochs, batch_size, lr: the schedule.
-        val_x: optional validation images, scored after each epoch for 1, 2 and 3 quadrants.
-        progress: show a progress bar.
-        seed: seeds the data order and the quadrant counts.
-        checkpoint, checkpoint_seconds: a resumable run, as in :func:`vae_lib.fit`.
-
-    Returns:
-        :class:`vae_lib.History` with :data:`REGRESSOR_CURVES` (and the validation curves).
-    """
+    """Mean :func:`masked_cross_entropy` of the missing pixels of ``x (N, 1, H, W)`` (grey
+    levels in [0, 1]; on any device, moved there a chunk at a time) given ``n_given``
+    quadrants, nats per image (the model in eval mode; its mode is restored)."""
     if not isinstance(model, QuadrantRegressor):
         raise ValueError(f"model must be a QuadrantRegressor, got {type(model).__name__}")
-    epochs = arguments.positive_int("epochs", epochs)
+    x = arguments.data_set("x", x, input_shape=model.input_shape)
+    check_unit_interval("x", x, "for a cross-entropy (divide bytes 0-255 by 255)")
+    n_given = arguments.one_of("n_given", n_given, QUADRANT_COUNTS)
     batch_size = arguments.positive_int("batch_size", batch_size)
-    lr = arguments.real("lr", lr, minimum=0.0, strict_minimum=True)
-    seed = arguments.seed("seed", seed)
-    train_x = arguments.data_set("train_x", train_x, input_shape=model.input_shape)
-    check_unit_interval("train_x", train_x, "for a cross-entropy")
-    if val_x is not None:
-        val_x = arguments.data_set("val_x", val_x, input_shape=model.input_shape)
-    device = model.device
-    train_x = train_x.to(device)
-    generator = torch.Generator(device=device).manual_seed(seed)
-    optimizer = make_adam(model.parameters(), lr)
-    n_batches = math.ceil(train_x.shape[0] / batch_size)
-    scheduler = cosine_schedule(optimizer, epochs * n_batches)
-    val_curves = (
-        tuple(f"val_cross_entropy_{n}" for n in QUADRANT_COUNTS) if val_x is not None else ()
-    )
-    history = History(
-        settings={
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "lr": lr,
-            "lr_schedule": "cosine",
-            "seed": seed,
-            "n_train": int(train_x.shape[0]),
-            "device": str(device),
-        },
-        **{name: [] for name in REGRESSOR_CURVES + val_curves},
-    )
-
-    def step(batch, epoch: int, batch_index: int, steps_done: int):
-        (xb,) = batch
-        c, missing = observe(xb, random_quadrant_counts(xb.shape[0], generator))
-        loss_per_image = masked_cross_entropy(xb, model(c), missing)
-        loss = loss_per_image.mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return loss, loss_per_image.detach().sum().reshape(1)
-
-    def evaluate() -> dict[str, float]:
-        if val_x is None:
-            return {}
-        return {
-            f"val_cross_entropy_{n}": regressor_cross_entropy(model, val_x, n)
-            for n in QUADRANT_COUNTS
-        }
-
-    return train_loop(
-        TrainingState(model, [optimizer], [scheduler], generator),
-        history,
-        epochs=epochs,
-        batches=lambda: paired_minibatches((train_x,), batch_size, generator),
-        n_batches=n_batches,
-        n_examples=int(train_x.shape[0]),
-        step=step,
-        train_curves=REGRESSOR_CURVES,
-        evaluate=evaluate,
-        watch=NonFiniteWatch(device, hint=f"try a smaller learning rate (lr={lr})"),
-        postfix=lambda values: {"train CE": f"{values['train_cross_entropy']:.2f}"},
-        description="quadrant regressor",
-        progress=progress,
-        values_checked=True,
-        checkpoint=checkpoint,
-        checkpoint_seconds=checkpoint_seconds,
-    )
+    was_training = model.training
+    model.eval()
+    try:
+        return model._cross_entropy(x, n_given, batch_size)
+    finally:
+        model.train(was_training)
 
 
 #: The deterministic baseline of chapter 7.

@@ -25,7 +25,7 @@ the model's device and dtype.
 Example::
 
     rbm = RBM(RBMConfig(n_hidden=500))
-    history = fit_rbm(rbm, load_mnist("train").images, epochs=10)
+    history = fit(rbm, load_mnist("train").images, epochs=10)     # vae_lib.fit, RBMOptions
     ais = ais_log_partition(rbm, base_visible_bias=base_rate_visible_bias(train_x))
     log_px = rbm.log_likelihood(test_x, ais.log_z)          # (B,), nats
     images = rbm.sample(16, n_steps=1000)                   # (16, 1, 28, 28) probabilities
@@ -34,7 +34,7 @@ Example::
 from __future__ import annotations
 
 import math
-import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -46,8 +46,8 @@ from . import arguments
 from .checks import check_unit_interval
 from .data import binarize_images, minibatches
 from .distributions import log_mean_exp
-from .loop import PROGRESS_REFRESH_SECONDS, History, NonFiniteWatch, TrainingState, train_loop
-from .training import LR_SCHEDULES, cosine_schedule
+from .loop import PROGRESS_REFRESH_SECONDS
+from .training import FitOptions, Run, Trainable
 
 #: Largest number of units in the smaller layer that :meth:`RBM.log_partition_exact` enumerates
 #: (2^22, about four million states).
@@ -78,6 +78,64 @@ class RBMConfig:
         object.__setattr__(self, "init_std", arguments.real("init_std", self.init_std, minimum=0.0))
 
 
+#: What an RBM's ``binarize`` takes (a static draw is made once, by :func:`vae_lib.load_mnist`).
+RBM_BINARIZATIONS = (None, "dynamic", "threshold")
+
+
+@dataclass(frozen=True)
+class RBMOptions(FitOptions):
+    """:func:`vae_lib.fit`'s settings for an :class:`RBM`, trained by (persistent) contrastive
+    divergence with SGD, momentum and weight decay (checked when made).
+
+    Attributes:
+        batch_size: examples per step.
+        lr: SGD learning rate.
+        betas: unused (the RBM's optimiser is SGD).
+        lr_schedule: ``None`` (constant) or ``"cosine"`` (from ``lr`` down to 0).
+        k: Gibbs steps of the negative phase per update (>= 1).
+        persistent: PCD (Tieleman, 2008: ``n_chains`` Gibbs chains continued from step to
+            step, started from Bernoulli draws of random training images) or, with ``False``,
+            CD-k (restarted at the data every step).
+        n_chains: number of persistent chains; ``None`` gives ``batch_size`` (PCD only).
+        momentum: SGD momentum, in [0, 1).
+        weight_decay: L2 coefficient on the weights (a penalty ``weight_decay / 2 *
+            ||W||^2``), not on the biases; >= 0.
+        binarize: ``"dynamic"`` (a fresh Bernoulli draw of every batch; validation data is
+            drawn once, with the run's generator), ``"threshold"`` or ``None`` (use the data
+            as it is).
+        init_visible_bias: first set the visible biases to the log-odds of the training pixel
+            means (:func:`base_rate_visible_bias`), as Hinton's guide advises. Turn it off to
+            continue training a model.
+    """
+
+    batch_size: int = 100
+    lr: float = 0.02
+    k: int = 1
+    persistent: bool = True
+    n_chains: int | None = None
+    momentum: float = 0.5
+    weight_decay: float = 1e-4
+    binarize: str | None = "dynamic"
+    init_visible_bias: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._set("k", arguments.positive_int("k", self.k))
+        arguments.boolean("persistent", self.persistent)
+        if self.n_chains is not None:
+            self._set("n_chains", arguments.positive_int("n_chains", self.n_chains))
+        elif self.persistent:
+            self._set("n_chains", self.batch_size)
+        self._set("momentum", arguments.probability("momentum", self.momentum))
+        self._set("weight_decay", arguments.real("weight_decay", self.weight_decay, minimum=0.0))
+        if self.binarize == "static" or self.binarize not in RBM_BINARIZATIONS:
+            raise ValueError(
+                f"binarize must be None, 'dynamic' or 'threshold', got {self.binarize!r} "
+                "(a static binarization is done once by load_mnist)"
+            )
+        arguments.boolean("init_visible_bias", self.init_visible_bias)
+
+
 def _check_generator(generator: torch.Generator | None, device: torch.device) -> None:
     if generator is not None and generator.device.type != device.type:
         raise ValueError(
@@ -97,10 +155,17 @@ def _exact_dtype(device: torch.device) -> torch.dtype:
     return torch.float32 if device.type == "mps" else torch.float64
 
 
-class RBM(nn.Module):
+class RBM(Trainable):
     """A Bernoulli-Bernoulli restricted Boltzmann machine.
 
     Parameters: ``weight (V, H)``, ``visible_bias (V,)`` (b), ``hidden_bias (H,)`` (c).
+
+    Trained by :func:`vae_lib.fit` (settings: :class:`RBMOptions`; data: a tensor
+    ``(N, *input_shape)`` in [0, 1]), whose every step is one :func:`cd_gradient` estimate and
+    one SGD step. Its history: ``train_reconstruction`` (:meth:`reconstruction_error`, nats per
+    image, each minibatch measured just before its update) and, with validation data,
+    ``val_reconstruction`` and ``val_free_energy`` (mean F(v)) after each epoch. Neither is
+    the log-likelihood, which needs log Z (:func:`ais_log_partition`).
 
     Example::
 
@@ -108,7 +173,12 @@ class RBM(nn.Module):
         p_h = rbm.hidden_probs(x)            # (B, 500)
         f = rbm.free_energy(x)               # (B,), nats
         samples = rbm.sample(16)             # (16, 1, 28, 28), pixel probabilities
+        history = fit(rbm, train_x, epochs=10, val=val_x, k=1, persistent=True)
     """
+
+    Options = RBMOptions
+    curves = ("reconstruction",)
+    watched = "the RBM's parameters (sums of W, b, c)"
 
     def __init__(self, config: RBMConfig | None = None) -> None:
         super().__init__()
@@ -135,10 +205,6 @@ class RBM(nn.Module):
     def n_hidden(self) -> int:
         """H, the number of hidden units."""
         return self.weight.shape[1]
-
-    @property
-    def device(self) -> torch.device:
-        return self.weight.device
 
     # -- checks and flat internals --------------------------------------------------------
     def _check_v(self, v: torch.Tensor, name: str = "v") -> torch.Tensor:
@@ -213,8 +279,9 @@ class RBM(nn.Module):
     def sample(
         self,
         n: int,
-        n_steps: int = 1000,
+        *,
         generator: torch.Generator | None = None,
+        n_steps: int = 1000,
         init: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Run ``n`` Gibbs chains in parallel and return their last visible probabilities.
@@ -226,9 +293,9 @@ class RBM(nn.Module):
 
         Args:
             n: number of chains (>= 1).
+            generator: ``torch.Generator`` on the model's device.
             n_steps: Gibbs steps per chain (>= 1). Chains mix slowly between digit classes;
                 a thousand steps is a common choice for MNIST.
-            generator: ``torch.Generator`` on the model's device.
             init: optional ``(n, *input_shape)`` starting states in [0, 1].
         """
         n = arguments.positive_int("n", n)
@@ -258,7 +325,9 @@ class RBM(nn.Module):
     def free_energy(self, v: torch.Tensor) -> torch.Tensor:
         """F(v) = -log sum_h exp(-E(v, h)) = -b.v - sum_j softplus(c_j + (v W)_j), in nats:
         ``(B, *input_shape) -> (B,)``. log p(v) = -F(v) - log Z."""
-        v = self._check_v(v)
+        return self._free_energy_flat(self._check_v(v))
+
+    def _free_energy_flat(self, v: torch.Tensor) -> torch.Tensor:
         return -(v @ self.visible_bias) - F.softplus(self._hidden_logits_flat(v)).sum(-1)
 
     def reconstruct(self, v: torch.Tensor) -> torch.Tensor:
@@ -275,7 +344,9 @@ class RBM(nn.Module):
 
         The usual (and cheap) progress monitor of CD training; it is *not* the likelihood.
         """
-        v = self._check_v(v)
+        return self._reconstruction_error_flat(self._check_v(v))
+
+    def _reconstruction_error_flat(self, v: torch.Tensor) -> torch.Tensor:
         bce = F.binary_cross_entropy_with_logits(
             self._reconstruction_logits_flat(v), v, reduction="none"
         )
@@ -335,6 +406,103 @@ class RBM(nn.Module):
         elif not isinstance(log_z, (int, float)) or isinstance(log_z, bool):
             raise ValueError(f"log_z must be a float or a one-element tensor, got {log_z!r}")
         return -self.free_energy(v) - log_z
+
+    # -- training with vae_lib.fit ----------------------------------------------------------
+    def loss(self, batch: torch.Tensor, run: Run) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """What is measured on ``batch (B, *input_shape)``, nats per image: ``(mean
+        reconstruction error, {"reconstruction": (B,), "free_energy": (B,)})``, the
+        :meth:`reconstruction_error` and :meth:`free_energy` of each example.
+
+        Contrastive divergence minimises neither (its gradient is not that of a computable
+        loss); they are the monitors of training (:meth:`evaluation`)."""
+        v = batch.reshape(batch.shape[0], self.n_visible)
+        reconstruction = self._reconstruction_error_flat(v)
+        parts = {"reconstruction": reconstruction, "free_energy": self._free_energy_flat(v)}
+        return reconstruction.mean(), parts
+
+    @torch.no_grad()
+    def evaluation(self, data: torch.Tensor, run: Run, batch_size: int = 1000) -> dict[str, float]:
+        """Mean reconstruction error and mean free energy of prepared ``data``, nats per
+        image: ``{"reconstruction": ..., "free_energy": ...}`` (the history's
+        ``val_reconstruction`` and ``val_free_energy``)."""
+        sums = {"reconstruction": 0.0, "free_energy": 0.0}
+        for chunk in data.split(batch_size):
+            _, parts = self.loss(chunk, run)
+            for name in sums:
+                sums[name] += parts[name].sum().item()
+        return {name: value / data.shape[0] for name, value in sums.items()}
+
+    def training_data(self, data: torch.Tensor, run: Run, *, name: str) -> torch.Tensor:
+        """``data`` ``(N, *input_shape)`` of any floating-point type, values in [0, 1]
+        (checked here once), moved to the model's device and dtype; validation data is
+        binarized once here (a ``"dynamic"`` binarization draws it with the run's
+        generator)."""
+        x = arguments.data_set(name, data, input_shape=self.input_shape)
+        check_unit_interval(name, x)
+        x = x.to(device=self.device, dtype=self.dtype)
+        if name == "val":
+            binarize = run.options.binarize
+            x = binarize_images(x, "static" if binarize == "dynamic" else binarize, run.generator)
+        return x
+
+    def batches(self, data: torch.Tensor, run: Run) -> Iterator[torch.Tensor]:
+        """Shuffled minibatches ``(b, *input_shape)``, binarized as ``binarize`` says (order
+        and draws from the run's generator)."""
+        o = run.options
+        return minibatches(
+            data, o.batch_size, shuffle=True, binarize=o.binarize, generator=run.generator
+        )
+
+    def configure_optimizers(self, run: Run) -> list[torch.optim.Optimizer]:
+        """One SGD with momentum; weight decay on the weights only, not the biases."""
+        o = run.options
+        return [
+            torch.optim.SGD(
+                [
+                    {"params": [self.weight], "weight_decay": o.weight_decay},
+                    {"params": [self.visible_bias, self.hidden_bias], "weight_decay": 0.0},
+                ],
+                lr=o.lr,
+                momentum=o.momentum,
+            )
+        ]
+
+    def start_training(self, data: torch.Tensor, run: Run) -> dict[str, torch.Tensor]:
+        """With ``init_visible_bias``, the visible biases set to the base rates of ``data``
+        (thresholded first for ``binarize="threshold"``); with ``persistent``, the chains
+        ``(n_chains, *input_shape)``: Bernoulli draws (or thresholds) of random rows of
+        ``data``, drawn with the run's generator, kept as a loop tensor (``"chain"``)."""
+        o = run.options
+        if o.init_visible_bias:
+            with torch.no_grad():
+                base = data if o.binarize != "threshold" else binarize_images(data, "threshold")
+                self.visible_bias.copy_(base_rate_visible_bias(base))
+        if not o.persistent:
+            return {}
+        n = data.shape[0]
+        start = data[torch.randint(n, (o.n_chains,), generator=run.generator, device=self.device)]
+        mode = "threshold" if o.binarize == "threshold" else "dynamic"
+        return {"chain": binarize_images(start, mode, run.generator)}
+
+    def training_step(self, batch: torch.Tensor, run: Run) -> tuple[torch.Tensor, torch.Tensor]:
+        """One :func:`cd_gradient` estimate (from the persistent chains, which it advances, or
+        from the data for CD-k), the minibatch's reconstruction error measured before the
+        update, then one SGD step. Watched: the sums of W, b and c (a sum is NaN or infinite
+        as soon as one of its terms is, or when it overflows, which for an RBM's parameters
+        means they are useless too)."""
+        o = run.options
+        (optimizer,) = run.optimizers
+        chain = cd_gradient(
+            self, batch, k=o.k, chain=run.tensors.get("chain"), generator=run.generator
+        )
+        if o.persistent:
+            run.tensors["chain"] = chain
+        with torch.no_grad():
+            v = batch.reshape(batch.shape[0], self.n_visible)
+            reconstruction = self._reconstruction_error_flat(v).sum().reshape(1)
+        optimizer.step()
+        parameters = (self.weight, self.visible_bias, self.hidden_bias)
+        return torch.stack([p.sum() for p in parameters]), reconstruction
 
 
 def base_rate_visible_bias(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
@@ -414,214 +582,13 @@ def cd_gradient(
     return rbm._unflatten(vk)
 
 
-# -- training ---------------------------------------------------------------------------------
-#: The curves of :func:`fit_rbm`'s :class:`vae_lib.History`, in nats per image.
-#: ``train_reconstruction`` is the mean binary cross-entropy of the mean-field reconstruction
-#: (:meth:`RBM.reconstruction_error`), averaged over the epoch's minibatches (each measured just
-#: before its update). ``val_reconstruction`` and ``val_free_energy`` (mean F(v)) are measured
-#: on the validation data after each epoch (empty without it). Neither is the log-likelihood,
-#: which needs log Z (:func:`ais_log_partition`).
+#: The curves of an RBM's :class:`vae_lib.History` from :func:`vae_lib.fit`, in nats per
+#: image. ``train_reconstruction`` is the mean binary cross-entropy of the mean-field
+#: reconstruction (:meth:`RBM.reconstruction_error`), averaged over the epoch's examples (each
+#: minibatch measured just before its update). ``val_reconstruction`` and ``val_free_energy``
+#: (mean F(v)) are measured on the validation data after each epoch (absent without it).
+#: Neither is the log-likelihood, which needs log Z (:func:`ais_log_partition`).
 RBM_CURVES = ("train_reconstruction", "val_reconstruction", "val_free_energy")
-
-
-@torch.no_grad()
-def _evaluate(rbm: RBM, x: torch.Tensor, batch_size: int = 1000) -> tuple[float, float]:
-    """Mean reconstruction error and mean free energy of ``x``, nats per image."""
-    rec = sum(rbm.reconstruction_error(xb).sum().item() for xb in x.split(batch_size))
-    free = sum(rbm.free_energy(xb).sum().item() for xb in x.split(batch_size))
-    return rec / x.shape[0], free / x.shape[0]
-
-
-def fit_rbm(
-    rbm: RBM,
-    train_x: torch.Tensor,
-    *,
-    epochs: int,
-    batch_size: int = 100,
-    lr: float = 0.02,
-    k: int = 1,
-    persistent: bool = True,
-    n_chains: int | None = None,
-    momentum: float = 0.5,
-    weight_decay: float = 1e-4,
-    lr_schedule: str | None = None,
-    binarize: str | None = "dynamic",
-    val_x: torch.Tensor | None = None,
-    init_visible_bias: bool = True,
-    progress: bool = True,
-    seed: int = 0,
-    checkpoint: str | os.PathLike | None = None,
-    checkpoint_seconds: float = 300.0,
-) -> History:
-    """Train ``rbm`` by (persistent) contrastive divergence with SGD, momentum and weight decay.
-
-    Every step takes one :func:`cd_gradient` estimate on a minibatch and one SGD step. With
-    ``persistent=True`` (PCD, Tieleman 2008) the negative phase continues ``n_chains`` Gibbs
-    chains from step to step, started from random training images (Bernoulli draws of them);
-    with ``persistent=False`` it is CD-k, restarted at the data every step. Weight decay
-    (an L2 penalty ``weight_decay / 2 * ||W||^2``) applies to the weights only, not the biases.
-    The data is moved to the model's device (and dtype) once.
-
-    Args:
-        rbm: an :class:`RBM`, trained in place.
-        train_x: ``(N, *input_shape)`` training data in [0, 1].
-        epochs: passes over the data (>= 1).
-        batch_size: examples per step.
-        lr: SGD learning rate.
-        k: Gibbs steps of the negative phase per update.
-        persistent: PCD (True) or CD-k (False).
-        n_chains: number of persistent chains (default ``batch_size``); PCD only.
-        momentum: SGD momentum, in [0, 1).
-        weight_decay: L2 coefficient on the weights (>= 0).
-        lr_schedule: ``None`` (constant) or ``"cosine"`` (from ``lr`` down to 0).
-        binarize: ``"dynamic"`` (a fresh Bernoulli draw of every batch; validation data is
-            drawn once, with the seed), ``"threshold"`` or ``None`` (use ``train_x`` as it is).
-        val_x: optional validation data, scored after every epoch.
-        init_visible_bias: first set the visible biases to the log-odds of the training pixel
-            means (:func:`base_rate_visible_bias`), as Hinton's guide advises. Turn it off to
-            continue training a model.
-        progress: show a ``tqdm`` progress bar.
-        seed: seeds the data order, the binarization draws and the Gibbs chains.
-        checkpoint, checkpoint_seconds: a resumable run, as in :func:`vae_lib.fit` (the
-            persistent chains are saved too).
-
-    Returns:
-        :class:`vae_lib.History` of the run, with the curves :data:`RBM_CURVES`; the model is
-        left in eval mode.
-
-    Raises:
-        NonFiniteLossError: if a parameter becomes NaN or infinite (names the epoch and batch).
-    """
-    if not isinstance(rbm, RBM):
-        raise ValueError(f"rbm must be an RBM, got {type(rbm).__name__}")
-    epochs = arguments.positive_int("epochs", epochs)
-    batch_size = arguments.positive_int("batch_size", batch_size)
-    k = arguments.positive_int("k", k)
-    if n_chains is None:
-        n_chains = batch_size
-    n_chains = arguments.positive_int("n_chains", n_chains)
-    if not isinstance(persistent, bool):
-        raise ValueError(f"persistent must be True or False, got {persistent!r}")
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr}")
-    if not 0 <= momentum < 1:
-        raise ValueError(f"momentum must be in [0, 1), got {momentum}")
-    if not weight_decay >= 0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
-    if lr_schedule not in LR_SCHEDULES:
-        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
-    if binarize not in (None, "dynamic", "threshold"):
-        raise ValueError(
-            f"binarize must be None, 'dynamic' or 'threshold', got {binarize!r} "
-            "(a static binarization is done once by load_mnist)"
-        )
-    rbm._check_v(train_x, "train_x")
-    if train_x.shape[0] < 1:
-        raise ValueError("train_x must hold at least one example")
-    if val_x is not None:
-        rbm._check_v(val_x, "val_x")
-        if val_x.shape[0] < 1:
-            raise ValueError("val_x must hold at least one example")
-
-    device = rbm.device
-    train_x = train_x.to(device=device, dtype=rbm.weight.dtype)
-    n = train_x.shape[0]
-    generator = torch.Generator(device=device).manual_seed(seed)
-    if val_x is not None:
-        val_x = val_x.to(device=device, dtype=rbm.weight.dtype)
-        val_x = binarize_images(val_x, "static" if binarize == "dynamic" else binarize, generator)
-    if init_visible_bias:
-        with torch.no_grad():
-            data = train_x if binarize != "threshold" else binarize_images(train_x, "threshold")
-            rbm.visible_bias.copy_(base_rate_visible_bias(data))
-    chain = None
-    if persistent:
-        start = train_x[torch.randint(n, (n_chains,), generator=generator, device=device)]
-        mode = "threshold" if binarize == "threshold" else "dynamic"
-        chain = binarize_images(start, mode, generator)
-    optimizer = torch.optim.SGD(
-        [
-            {"params": [rbm.weight], "weight_decay": weight_decay},
-            {"params": [rbm.visible_bias, rbm.hidden_bias], "weight_decay": 0.0},
-        ],
-        lr=lr,
-        momentum=momentum,
-    )
-    n_batches = math.ceil(n / batch_size)
-    schedulers = [cosine_schedule(optimizer, epochs * n_batches)] if lr_schedule == "cosine" else []
-    history = History(
-        settings={
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "lr": lr,
-            "k": k,
-            "persistent": persistent,
-            "n_chains": n_chains if persistent else None,
-            "momentum": momentum,
-            "weight_decay": weight_decay,
-            "lr_schedule": lr_schedule,
-            "binarize": binarize,
-            "init_visible_bias": init_visible_bias,
-            "seed": seed,
-            "n_train": int(n),
-            "device": str(device),
-        },
-        **{name: [] for name in RBM_CURVES},
-    )
-    state = TrainingState(
-        rbm, [optimizer], schedulers, generator, {"chain": chain} if persistent else {}
-    )
-    parameters = (rbm.weight, rbm.visible_bias, rbm.hidden_bias)
-
-    def step(vb: torch.Tensor, epoch: int, batch_index: int, steps_done: int):
-        new_chain = cd_gradient(rbm, vb, k=k, chain=state.tensors.get("chain"), generator=generator)
-        if persistent:
-            state.tensors["chain"] = new_chain
-        with torch.no_grad():
-            reconstruction = rbm.reconstruction_error(vb).sum().reshape(1)
-        optimizer.step()
-        # a sum is NaN or infinite as soon as one of its terms is (or when it overflows, which
-        # for the parameters of an RBM means they are useless too)
-        return torch.stack([p.sum() for p in parameters]), reconstruction
-
-    def evaluate() -> dict[str, float]:
-        if val_x is None:
-            return {}
-        val_rec, val_free = _evaluate(rbm, val_x)
-        return {"val_reconstruction": val_rec, "val_free_energy": val_free}
-
-    def postfix(values) -> dict[str, str]:
-        text = {"recon": f"{values['train_reconstruction']:.2f}"}
-        if "val_reconstruction" in values:
-            text["val recon"] = f"{values['val_reconstruction']:.2f}"
-            text["val F"] = f"{values['val_free_energy']:.1f}"
-        return text
-
-    return train_loop(
-        state,
-        history,
-        epochs=epochs,
-        batches=lambda: minibatches(
-            train_x, batch_size, shuffle=True, binarize=binarize, generator=generator
-        ),
-        n_batches=n_batches,
-        n_examples=int(n),
-        step=step,
-        train_curves=("train_reconstruction",),
-        evaluate=evaluate,
-        watch=NonFiniteWatch(
-            device,
-            what="the RBM's parameters (sums of W, b, c)",
-            n_values=3,
-            hint=f"try a smaller learning rate (lr={lr})",
-        ),
-        postfix=postfix,
-        description="training RBM",
-        progress=progress,
-        values_checked=True,  # train_x was checked above
-        checkpoint=checkpoint,
-        checkpoint_seconds=checkpoint_seconds,
-    )
 
 
 # -- annealed importance sampling -------------------------------------------------------------

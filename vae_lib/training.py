@@ -170,6 +170,9 @@ class Trainable(nn.Module):
     Options: ClassVar[type[FitOptions]] = FitOptions
     curves: ClassVar[tuple[str, ...]] = ()
     watched: ClassVar[str] = "the loss"
+    #: The prefix of the history's training curves (``train_elbo``); the GAN's are its bare
+    #: curve names (``d_real``), as its histories have always had them.
+    train_prefix: ClassVar[str] = "train_"
 
     # -- shared by every family -------------------------------------------------------------
     @property
@@ -349,7 +352,7 @@ def fit(
 
     def postfix(values: Mapping[str, float]) -> dict[str, str]:
         first = model.curves[0]
-        text = {first: f"{values[f'train_{first}']:.3f}"}
+        text = {first: f"{values[model.train_prefix + first]:.3f}"}
         if f"val_{first}" in values:
             text[f"val {first}"] = f"{values[f'val_{first}']:.3f}"
         return text
@@ -362,7 +365,7 @@ def fit(
         n_batches=run.n_batches,
         n_examples=n_examples,
         step=step,
-        train_curves=[f"train_{c}" for c in model.curves],
+        train_curves=[f"{model.train_prefix}{c}" for c in model.curves],
         evaluate=evaluate_val if val is not None else None,
         watch=NonFiniteWatch(
             device, what=model.watched, hint=f"try a smaller learning rate (lr={opts.lr})"
@@ -405,7 +408,3 @@ def evaluate(
         return model.evaluation(data, run, batch_size)
     finally:
         model.train(was_training)
-
-
-#: Chapter 6's name for :func:`evaluate` on a VAE or autoencoder.
-evaluate_elbo = evaluate
