@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    vae_lib.configure_threads(args.threads)
+    vae_lib.device.configure_threads(args.threads)
     recipe = {k: v for k, v in DIGITS_CVAE_TRAINING.items() if not k.endswith("_split")}
     recipe["epochs"] = args.epochs
     train, val = vae_lib.load_mnist("train"), vae_lib.load_mnist("val")

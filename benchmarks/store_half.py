@@ -1,8 +1,8 @@
 """Store the shipped weights of the zoo entries whose ``storage`` is ``"float16"`` in float16,
-and check what it costs: each model is loaded from its float32 file, saved again in float16, loaded back into
-float32, and its quick metric recomputed; the manifest gets the new sha256, size and quick
-metric, and a ``storage`` note with the float32 value beside it. A change above 0.05 nats (0.001
-for an accuracy) stops the script before anything is written.
+and check what it costs: each model is loaded from its float32 file, saved again in float16,
+loaded back into float32, and its quick metric recomputed; the manifest gets the new sha256,
+size and quick metric, and a ``storage`` note with the float32 value beside it. A change above
+0.05 nats (0.001 for an accuracy) stops the script before anything is written.
 
 Run once from the repository root:  python benchmarks/store_half.py [NAME ...]
 """
@@ -50,8 +50,11 @@ def main() -> None:
             "quick_change": change,
         }
         zoo.write_manifest_entry(name, info)
-        print(f"{name:34s} {before:10.4f} -> {after:10.4f} ({change:+.5f}); "
-              f"{info['bytes'] / 1e6:.2f} MB", flush=True)
+        print(
+            f"{name:34s} {before:10.4f} -> {after:10.4f} ({change:+.5f}); "
+            f"{info['bytes'] / 1e6:.2f} MB",
+            flush=True,
+        )
     if rows:
         worst = max(rows, key=lambda r: abs(r[3]))
         print(f"largest change: {worst[0]} {worst[3]:+.5f}")

@@ -221,8 +221,8 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="where an epoch's time goes")
     args = parser.parse_args()
     if args.threads:
-        vae_lib.configure_threads(args.threads)
-    root = str(vae_lib.data_root())
+        vae_lib.device.configure_threads(args.threads)
+    root = str(vae_lib.data.data_root())
     train_x, _ = vae_lib.load_mnist("trainval")  # all 60,000 training images
     n = train_x.shape[0]
     print(

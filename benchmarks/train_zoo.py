@@ -1,13 +1,14 @@
 """Retrain models of the book's zoo from their recipes and write their checkpoints.
 
 This is how every file in ``vae_lib/weights/`` was made. For each model named (or ``--all``):
-train it with the recipe of its entry in ``vae_lib/zoo.py`` (fixed seeds), save the float32
+train it with the recipe of its entry (declared by its chapter in ``vae_lib/zoo/ch*.py``, fixed
+seeds), save the float32
 weights to ``vae_lib/weights/<name>.pt``, and write its manifest entry (sha256, size, parameter
 count, config, recipe, history, training time and hardware, and the quick metric). With
-``--nll`` it also measures a VAE's test NLL with the papers' protocol (IWAE bound, k = 5000, all
-10,000 test images, statically binarized with seed 0), which takes minutes per model on a CPU;
-an RBM's AIS log-likelihood, a GAN's Frechet distance and a classifier's test accuracy are
-always measured (``vae_lib.zoo.MEASURE_PROTOCOLS``).
+``--nll`` it also measures the slow metrics the entry names (``ZooEntry.measured``, protocols in
+``vae_lib.zoo.METRICS``): a VAE's test NLL with the papers' protocol (IWAE bound, k = 5000, all
+10,000 test images, statically binarized with seed 0), an RBM's AIS log-likelihood, a GAN's
+Frechet distance, a classifier's test accuracy, minutes per model on a CPU.
 
 Training is resumable: a checkpoint is written to ``--work`` every few minutes, and running the
 same command again after an interruption continues where it stopped, with the same result.
@@ -57,22 +58,24 @@ def main() -> None:
     for name in names:
         zoo.entry(name)  # fail early on a wrong name
     if args.threads:
-        vae_lib.configure_threads(args.threads)
+        vae_lib.device.configure_threads(args.threads)
 
     metric, protocol = zoo.nll_metric(args.nll_k, args.nll_n)
 
-    def measure(model) -> dict:
-        nll, sem = zoo.test_nll(model, args.nll_k, args.nll_n)
-        return {"value": nll, "sem": sem, "k": args.nll_k, "n": args.nll_n, "protocol": protocol}
+    def measure(name, model) -> dict:
+        """The entry's slow metrics; the NLL with --nll-k/--nll-n when they are not the
+        papers' protocol."""
+        if metric != "nll" and "nll" in zoo.entry(name).measured:
+            nll, sem = zoo.test_nll(model, args.nll_k, args.nll_n)
+            value = {"value": nll, "sem": sem, "k": args.nll_k, "n": args.nll_n}
+            return {metric: {**value, "protocol": protocol}}
+        return zoo.measure(name, model)
 
     if args.measure:
         for name in names:
             model, _ = zoo.load(name)
             info = zoo.read_manifest()["models"][name]
-            if zoo.entry(name).model in ("VAE", "ConvVAE"):
-                info["metrics"][metric] = measure(model)
-            else:
-                info["metrics"].update(zoo.measure(name, model))
+            info["metrics"].update(measure(name, model))
             zoo.write_manifest_entry(name, info)
             for key, value in info["metrics"].items():
                 print(f"::: {name}: {key} {value['value']:.4g}", flush=True)
@@ -84,9 +87,8 @@ def main() -> None:
         checkpoint = Path(args.work) / f"{name}-{e.fingerprint()[:16]}.pt"
         print(f"::: {name}: {e.description}; checkpoint {checkpoint}", flush=True)
         model, info = zoo.train_entry(e, zoo.WEIGHTS_DIR / f"{name}.pt", checkpoint=checkpoint)
-        if args.nll and e.model in ("VAE", "ConvVAE"):
-            info["metrics"][metric] = measure(model.to(vae_lib.default_device()))
-        info["metrics"].update(zoo.measure(name, model))  # RBM, GAN, classifier
+        if args.nll:
+            info["metrics"].update(measure(name, model))
         zoo.write_manifest_entry(name, info)
         h = info["training"]
         print(

@@ -145,9 +145,12 @@ def test_no_import_cycle_between_the_librarys_modules():
                 target = ".".join(base + ([node.module] if node.module else []))
                 for alias in node.names:
                     full = f"{target}.{alias.name}"
-                    edges.add(full if (package.parent / full.replace(".", "/")).with_suffix(
-                        ".py").exists() or (package.parent / full.replace(".", "/")).is_dir()
-                        else target)
+                    edges.add(
+                        full
+                        if (package.parent / full.replace(".", "/")).with_suffix(".py").exists()
+                        or (package.parent / full.replace(".", "/")).is_dir()
+                        else target
+                    )
     # package __init__ files re-export their children; only module-to-module edges count
     for name in list(graph):
         graph[name] = {t for t in graph[name] if t in graph and t != name}

@@ -11,6 +11,7 @@ from helpers import same_weights, weights, without_time
 
 import vae_lib as V
 from vae_lib import rbm as R
+from vae_lib import zoo
 from vae_lib.data import binarize_images
 
 F64 = torch.float64
@@ -51,7 +52,7 @@ def exact_marginal(rbm):
 def test_default_model_and_shapes():
     torch.manual_seed(0)
     rbm = R.RBM()
-    assert rbm.config == R.RBMConfig() == R.MNIST_RBM_CONFIG
+    assert rbm.config == R.RBMConfig() == zoo.entry("mnist_rbm").config_object
     assert rbm.input_shape == (1, 28, 28) and rbm.n_visible == 784 and rbm.n_hidden == 500
     assert rbm.device == torch.device("cpu")
     assert tuple(rbm.weight.shape) == (784, 500)
@@ -696,18 +697,16 @@ def test_training_errors_about_the_data():
 
 # -- the shared, cached RBM -----------------------------------------------------------------------
 def test_mnist_rbm_is_the_zoo_entry_of_the_library_constants():
-    from vae_lib import zoo
 
     e = zoo.entry("mnist_rbm")
-    assert e.model_class is R.RBM and e.config_object == R.MNIST_RBM_CONFIG
-    assert {k: e.recipe[k] for k in R.MNIST_RBM_TRAINING} == R.MNIST_RBM_TRAINING
+    assert e.model_class is R.RBM and e.config_object == R.RBMConfig(n_hidden=500)
     model, record = zoo.load("mnist_rbm", "cpu", progress=False)
     history = record.history
     assert isinstance(model, R.RBM) and not model.training
-    assert model.config == R.MNIST_RBM_CONFIG
+    assert model.config == e.config_object
     assert isinstance(history, V.History)
-    assert history.epoch == list(range(1, R.MNIST_RBM_TRAINING["epochs"] + 1))
-    assert len(history.val_reconstruction) == R.MNIST_RBM_TRAINING["epochs"]
+    assert history.epoch == list(range(1, e.recipe["epochs"] + 1))
+    assert len(history.val_reconstruction) == e.recipe["epochs"]
     assert history.settings["n_train"] == 50_000 and history.settings["lr_schedule"] == "cosine"
 
 

@@ -57,8 +57,15 @@ def short_run(name: str, monkeypatch) -> tuple[dict, dict]:
     if "n_train" in recipe:
         recipe["n_train"] = N_TRAIN
     short = zoo.ZooEntry(
-        e.name, e.model_class, e.config_object, recipe, e.description, dataset=e.dataset,
-        quick=e.quick, needs=e.needs, chapter=e.chapter,
+        e.name,
+        e.model_class,
+        e.config_object,
+        recipe,
+        e.description,
+        dataset=e.dataset,
+        quick=e.quick,
+        needs=e.needs,
+        chapter=e.chapter,
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(recipe["seed"]))

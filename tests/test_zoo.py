@@ -50,9 +50,7 @@ def test_shipped_checkpoint_reproduces_its_quick_metric(name):
     # what the weights *mean* (the model's code) must not have changed since training
     model, record = zoo.load(name, "cpu")
     expected = record.metrics["quick"]["value"]
-    assert zoo.quick_metric(name, model) == pytest.approx(
-        expected, abs=zoo.QUICK_METRIC_TOLERANCE
-    )
+    assert zoo.quick_metric(name, model) == pytest.approx(expected, abs=zoo.QUICK_METRIC_TOLERANCE)
     assert record.source == "shipped" and not model.training
     assert {p.dtype for p in model.parameters()} == {torch.float32}
     assert sum(p.numel() for p in model.parameters()) == record.parameters
@@ -286,7 +284,13 @@ def test_each_chapter_declares_its_own_entries_and_groups():
     chapters = {e.name: e.chapter for e in zoo.ENTRIES.values()}
     assert chapters["ring_vae"] == 1 and chapters["m2_semi_supervised"] == 7
     assert [e.recipe["beta"] for e in zoo.group("beta_sweep")] == [
-        0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 16.0
+        0.5,
+        1.0,
+        2.0,
+        4.0,
+        8.0,
+        16.0,
+        16.0,
     ]
     assert zoo.group("words_remedies")[0].name == "words_vae"
     with pytest.raises(ValueError, match="beta_sweep"):

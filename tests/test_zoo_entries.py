@@ -12,8 +12,9 @@ from vae_lib.zoo.ch05_training import BETAS, FREE_BITS_RUN, beta_vae_name
 NOT_IN_SETTINGS = {"train_split", "val_split", "data", "data_seed", "trainer", "n_train", "seed"}
 #: The image models: their shipped histories record every setting of their recipe.
 IMAGE_MODELS = [
-    name for name, e in zoo.ENTRIES.items() if e.model in ("VAE", "ConvVAE", "Autoencoder",
-                                                           "DenoisingAutoencoder")
+    name
+    for name, e in zoo.ENTRIES.items()
+    if e.model in ("VAE", "ConvVAE", "Autoencoder", "DenoisingAutoencoder")
 ]
 
 
@@ -39,8 +40,9 @@ def test_every_setting_of_an_image_models_recipe_reached_its_training(name):
 
 
 def test_the_comparison_models_share_their_networks_and_recipe():
-    vae, ae, dae = (zoo.entry(f"comparison_{k}") for k in ("vae", "autoencoder",
-                                                            "denoising_autoencoder"))
+    vae, ae, dae = (
+        zoo.entry(f"comparison_{k}") for k in ("vae", "autoencoder", "denoising_autoencoder")
+    )
     assert vae.recipe == ae.recipe == dae.recipe
     for key in ("input_shape", "hidden_dims", "latent_dim"):
         assert vae.config[key] == ae.config[key] == dae.config[key]

@@ -7,7 +7,7 @@ latent space: the model reconstructs, but it cannot generate (there is no distri
 z from).
 
 :class:`Autoencoder` has the interface of :class:`vae_lib.VAE` where that interface makes sense,
-so :func:`vae_lib.fit`, :func:`vae_lib.evaluate_elbo`, :func:`vae_lib.plot_history` and
+so :func:`vae_lib.fit`, :func:`vae_lib.evaluate`, :func:`vae_lib.plot_history` and
 :func:`vae_lib.plot_latent_manifold` work on it unchanged.
 """
 
@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 import torch
-from torch import nn
 
 from .distributions import bernoulli_log_likelihood, gaussian_log_likelihood
 from .training import Run

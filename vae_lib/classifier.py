@@ -326,21 +326,3 @@ def random_shift(
     d = torch.randint(0, 2 * s + 1, (2, lead[0]), generator=generator, device=x.device)
     index = base + (d[0] * width + d[1]).view(-1, *[1] * (len(lead) - 1), 1)
     return padded.gather(-1, index.expand(*lead, h * w)).view(x.shape)
-
-
-#: Architecture of the shared classifier: two 3x3 convolutions (32 and 64 channels, each
-#: followed by 2x2 max pooling) and one hidden layer of 128 units, its feature space.
-CLASSIFIER_CONFIG = ClassifierConfig(
-    input_shape=(1, 28, 28), conv_channels=(32, 64), hidden_dims=(128,), n_classes=10
-)
-#: How it is trained (the recipe of its zoo entry): shifted by up to 2 pixels, and half the
-#: images binarized, so that it also reads the binary images the models generate.
-CLASSIFIER_TRAINING = {
-    "epochs": 12,
-    "batch_size": 128,
-    "lr": 1e-3,
-    "binarize_fraction": 0.5,
-    "max_shift": 2,
-    "train_split": "train",
-    "val_split": "val",
-}

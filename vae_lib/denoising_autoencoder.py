@@ -17,7 +17,7 @@ Two corruptions are provided:
   so the [0, 1] check of the Bernoulli likelihood still applies to x itself.
 
 Corruption happens only in training mode (``model.train()``). In evaluation mode
-:meth:`DenoisingAutoencoder.corrupt` is the identity, so :func:`vae_lib.evaluate_elbo` (and the
+:meth:`DenoisingAutoencoder.corrupt` is the identity, so :func:`vae_lib.evaluate` (and the
 validation numbers that :func:`vae_lib.fit` records, which it computes in evaluation mode) score
 reconstructions of clean inputs, and :meth:`~vae_lib.Autoencoder.encode` and
 :meth:`~vae_lib.Autoencoder.reconstruct` never corrupt. To see the model denoise, corrupt the

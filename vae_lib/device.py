@@ -164,7 +164,7 @@ def _configure_threads_at_import() -> None:
     except ValueError as err:
         warnings.warn(
             f"{err}; ignored, PyTorch keeps {torch.get_num_threads()} thread(s) "
-            "(vae_lib.configure_threads() raises this error while the variable is bad)",
+            "(vae_lib.device.configure_threads() raises this error while the variable is bad)",
             RuntimeWarning,
             stacklevel=2,  # the line of vae_lib/__init__.py that calls this
         )

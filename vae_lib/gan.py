@@ -499,34 +499,3 @@ def gan_training_step(
         [d_loss, g_loss, torch.sigmoid(real_logits).mean(), torch.sigmoid(fake_logits).mean()]
     ).detach()
     return losses if as_tensor else GANLosses(*losses.tolist())
-
-
-#: Architecture of the book's MNIST GAN: a DCGAN (Radford et al., 2016). The generator maps a
-#: 64-dimensional z to 128 feature maps of 7x7, then up through transposed convolutions to 64
-#: maps of 14x14 and one 28x28 image, with batch normalisation between; the discriminator
-#: mirrors it with strided convolutions and LeakyReLU (slope 0.2), each layer spectrally
-#: normalised (Miyato et al., 2018). With batch normalisation in the discriminator instead, it
-#: won the game (its loss fell to 0.18 nats, D(G(z)) to 0.05) and the generator's digits were
-#: unbalanced (a fifth of them 0s, another fifth 9s).
-MNIST_GAN_CONFIG = GANConfig(
-    input_shape=(1, 28, 28),
-    latent_dim=64,
-    negative_slope=0.2,
-    batch_norm=True,
-    output="sigmoid",
-    architecture="conv",
-    channels=(64, 128),
-    spectral_norm=True,
-)
-#: How it is trained (the recipe of its zoo entry): the DCGAN paper's Adam settings, the rate
-#: decaying to zero along a cosine, and the generator's weights averaged over its last few
-#: thousand updates (an exponential moving average with decay 0.999).
-MNIST_GAN_TRAINING = {
-    "epochs": 20,
-    "batch_size": 64,
-    "lr": 2e-4,
-    "betas": (0.5, 0.999),
-    "lr_schedule": "cosine",
-    "generator_ema": 0.999,
-    "train_split": "train",
-}

@@ -281,15 +281,3 @@ def regressor_cross_entropy(
         return model._cross_entropy(x, n_given, batch_size)
     finally:
         model.train(was_training)
-
-
-#: The deterministic baseline of chapter 7.
-QUADRANT_REGRESSOR_CONFIG = QuadrantRegressorConfig(input_shape=(1, 28, 28), hidden_dims=(256, 256))
-#: How it is trained (grey-level targets, a random number of given quadrants per image).
-QUADRANT_REGRESSOR_TRAINING = {
-    "epochs": 60,
-    "batch_size": 128,
-    "lr": 1e-3,
-    "train_split": "train",
-    "val_split": "val",
-}

@@ -710,27 +710,3 @@ def ais_log_partition(
         log_weights=log_w,
         log_z_base=log_z_base,
     )
-
-
-# -- the book's MNIST RBM, from the model zoo -----------------------------------------------------
-#: Architecture of the book's MNIST RBM (784 visible, 500 hidden units).
-MNIST_RBM_CONFIG = RBMConfig(n_hidden=500)
-#: How it is trained (the recipe of its zoo entry). Persistent CD needs a gentle step:
-#: with lr 0.05 and momentum 0.9 the persistent chains fell into a few modes, the AIS estimates
-#: from the two base distributions disagreed and log Z came out below max_v -F(v), which is
-#: impossible. With lr 0.02 and momentum 0.5, AIS from a zero base and from the base rates
-#: agree; five epochs reached a test NLL near 115 nats, and the 100 of this recipe are measured
-#: in the manifest (its ``nll_ais``).
-MNIST_RBM_TRAINING = {
-    "epochs": 100,
-    "batch_size": 100,
-    "lr": 0.02,
-    "k": 1,
-    "persistent": True,
-    "momentum": 0.5,
-    "weight_decay": 1e-4,
-    "lr_schedule": "cosine",
-    "binarize": "dynamic",
-    "train_split": "train",
-    "val_split": "val",
-}

@@ -597,27 +597,3 @@ def accuracy_on_images(
         )
     mu, _ = _vae_features(vae, images, 1000)
     return (model.predict(mu).cpu() == labels.cpu()).float().mean().item()
-
-
-#: The semi-supervised run of chapter 7: M2 on the features of the chapter-5 VAE.
-M2_CONFIG = SemiSupervisedVAEConfig(
-    input_dim=32, n_classes=10, hidden_dims=(500,), latent_dim=16, classifier_hidden_dims=(500,)
-)
-#: How it is trained: 100 labels (10 per class) of the 50,000 training images; the objective of
-#: Kingma et al. divided by the number of images: the labelled ELBO weighted by their share,
-#: 100 / 50,000, and the classification term by alpha = 0.1 N / N * 100 = 10.
-M2_TRAINING = {
-    "epochs": 100,
-    "labels_per_class": 10,
-    "label_seed": 0,
-    "use_unlabelled": True,
-    "alpha": 10.0,
-    "labelled_weight": 0.002,
-    "batch_size": 256,
-    "labelled_batch_size": 100,
-    "lr": 1e-3,
-    "train_split": "train",
-    "val_split": "val",
-}
-#: The baseline: the same classifier trained on the same 100 labels alone.
-M2_BASELINE_TRAINING = {**M2_TRAINING, "use_unlabelled": False}

@@ -14,38 +14,44 @@ of chapters 3 and 4; the log-likelihood is a sum over time steps.
 ``latent_dim=0`` gives the same decoder without z: a character language model p(x) =
 prod_t p(x_t | x_<t), the baseline that explains posterior collapse. A decoder this strong can
 model the words without z, and a VAE trained naively lets KL(q(z | x) || p(z)) fall to about zero
-(the *posterior collapse* of chapter 5's large beta, here at beta = 1). :func:`fit_sequence_vae`
-has the usual remedies: KL annealing (``kl_warmup_epochs``), word dropout (``word_dropout``: the
-decoder's input tokens are hidden at random, so it must rely on z), free bits (``free_bits``
-nats per latent dimension), and a weaker decoder (a small ``decoder_hidden_dim``).
+(the *posterior collapse* of chapter 5's large beta, here at beta = 1). :func:`vae_lib.fit`
+trains it on a list of words with the usual remedies (:class:`SequenceOptions`): KL annealing
+(``kl_warmup_epochs``), word dropout (``word_dropout``: the decoder's input tokens are hidden at
+random, so it must rely on z), free bits (``free_bits`` nats per latent dimension); a weaker
+decoder is a small ``decoder_hidden_dim``::
+
+    history = fit(model, load_words("train"), epochs=30, val=load_words("val"), word_dropout=0.5)
+    evaluate(model, load_words("test"))                 # one-sample ELBO, nats per word
+    iwae_bound(model, vocab.encode(words), k=100)       # L_100 of each word (exact for an LM)
 
 Tokens follow :class:`vae_lib.words.CharVocabulary`: 0 pads, 1 starts a word, 2 ends it. A batch
 is ``tokens (B, T)`` with ``lengths (B,)`` counting the start and end tokens; the model predicts
-tokens 1 .. length-1 (the letters and the end token) from those before them.
+tokens 1 .. length-1 (the letters and the end token) from those before them. Every public method
+checks that the two agree (a start token first, letters, the end token at ``length - 1``, pads
+after it), so a wrong length cannot silently score pads or skip letters.
 """
 
 from __future__ import annotations
 
 import math
-import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from . import arguments
-from .distributions import (
-    diagonal_gaussian_log_prob,
-    log_mean_exp,
-    reparameterize,
-    standard_normal_log_prob,
-)
-from .loop import History, NonFiniteWatch, TrainingState, train_loop
-from .training import cosine_schedule, make_adam
+from .checks import check_finite
+from .distributions import reparameterize
+from .training import FitOptions, Run, Trainable, free_bits_kl, kl_weight
 from .words import CharVocabulary
 
 PAD, BOS, EOS = CharVocabulary.PAD, CharVocabulary.BOS, CharVocabulary.EOS
+#: The first letter's token; tokens below it are the pad, start and end tokens.
+FIRST_LETTER = EOS + 1
+_SPECIAL = {PAD: "pad", BOS: "start", EOS: "end"}
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,42 @@ class SequenceVAEConfig:
             raise ValueError("vocab_size must include the pad, start and end tokens")
 
 
+@dataclass(frozen=True)
+class SequenceOptions(FitOptions):
+    """:func:`vae_lib.fit`'s settings for a :class:`SequenceVAE` (the defaults of the trainer
+    that made the book's checkpoints: batches of 128 words, Adam at 1e-3, a cosine schedule).
+
+    Attributes:
+        beta: weight of the KL term (1 gives the ELBO).
+        kl_warmup_epochs: the KL weight rises linearly from 0 to ``beta`` over this many whole
+            epochs, updated every step (KL annealing; 0: none).
+        free_bits: each latent dimension's KL, averaged over the minibatch, counts as at least
+            this many nats in the loss (Kingma et al., 2016; 0: none; no effect on a language
+            model).
+        word_dropout: probability of hiding each input letter of the decoder (Bowman et al.,
+            2016), in [0, 1].
+    """
+
+    lr_schedule: str | None = "cosine"
+    beta: float = 1.0
+    kl_warmup_epochs: int = 0
+    free_bits: float = 0.0
+    word_dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._set("beta", arguments.real("beta", self.beta, minimum=0.0))
+        self._set(
+            "kl_warmup_epochs",
+            arguments.integer("kl_warmup_epochs", self.kl_warmup_epochs, minimum=0),
+        )
+        self._set("free_bits", arguments.real("free_bits", self.free_bits, minimum=0.0))
+        self._set(
+            "word_dropout",
+            arguments.probability("word_dropout", self.word_dropout, allow_one=True),
+        )
+
+
 @dataclass
 class SequenceVAEOutput:
     """One forward pass; per-word tensors are ``(B,)`` and in nats.
@@ -98,9 +140,12 @@ class SequenceVAEOutput:
     logits: torch.Tensor
 
 
-class SequenceVAE(nn.Module):
+class SequenceVAE(Trainable):
     """GRU encoder -> diagonal Gaussian z -> autoregressive GRU decoder (or, with
     ``latent_dim=0``, the decoder alone: a language model).
+
+    Trained by :func:`vae_lib.fit` on a list of words (:class:`SequenceOptions`); its bound is
+    :func:`vae_lib.iwae_bound` with the batch ``(tokens, lengths)``.
 
     Example::
 
@@ -110,6 +155,12 @@ class SequenceVAE(nn.Module):
         out = model(tokens, lengths)          # out.elbo, out.reconstruction, out.kl: (2,)
         words = vocab.decode(model.greedy_decode(torch.zeros(2, 16)))
     """
+
+    Options = SequenceOptions
+    curves = ("elbo", "reconstruction", "kl")
+    #: Numbers per (word, sample) pair for :func:`vae_lib.iwae_bound`'s chunking: with its
+    #: 2**23 numbers at once, 8192 (word, sample) pairs go through the decoder together.
+    iwae_cost: ClassVar[int] = 1024
 
     def __init__(self, config: SequenceVAEConfig | None = None) -> None:
         super().__init__()
@@ -126,21 +177,130 @@ class SequenceVAE(nn.Module):
 
     @property
     def latent_dim(self) -> int:
+        """J, the dimension of z (0 for a language model)."""
         return int(self.config.latent_dim)
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
-
-    def _check(self, tokens: torch.Tensor, lengths: torch.Tensor) -> None:
+    # -- argument checks (public methods only; the training steps use the unchecked twins) ---
+    def _check_tokens(self, tokens: object, name: str = "tokens") -> torch.Tensor:
+        """``tokens`` must be a ``(B, T)`` int64 tensor on the model's device, T >= 2, every
+        token in [0, vocab_size)."""
+        v = self.config.vocab_size
         if not isinstance(tokens, torch.Tensor) or tokens.dtype != torch.long or tokens.dim() != 2:
-            raise ValueError("tokens must be a (B, T) int64 tensor (CharVocabulary.encode)")
-        if not isinstance(lengths, torch.Tensor) or lengths.shape != (tokens.shape[0],):
-            raise ValueError(f"lengths must be ({tokens.shape[0]},), one per word")
-        if tokens.numel() and (tokens.min() < 0 or tokens.max() >= self.config.vocab_size):
-            raise ValueError(f"tokens must lie in [0, {self.config.vocab_size})")
-        if len(lengths) and (lengths.min() < 2 or lengths.max() > tokens.shape[1]):
-            raise ValueError("each length must count the start and end tokens and fit in T")
+            got = (
+                f"a {tokens.dtype} tensor of shape {tuple(tokens.shape)}"
+                if isinstance(tokens, torch.Tensor)
+                else type(tokens).__name__
+            )
+            raise ValueError(
+                f"{name} must be a (B, T) int64 tensor (CharVocabulary.encode), got {got}"
+            )
+        if tokens.shape[1] < 2:
+            raise ValueError(
+                f"{name} has shape {tuple(tokens.shape)}; a word needs T >= 2 columns (its start "
+                "and end tokens)"
+            )
+        if tokens.device != self.device:
+            raise ValueError(
+                f"{name} is on {tokens.device} but the model is on {self.device}; move it with "
+                f"{name}.to({str(self.device)!r})"
+            )
+        if tokens.numel() and (tokens.min() < 0 or tokens.max() >= v):
+            raise ValueError(
+                f"{name} must lie in [0, {v}), the model's vocabulary; got "
+                f"{int(tokens.min())}..{int(tokens.max())}"
+            )
+        return tokens
+
+    def _check_words(
+        self,
+        tokens: object,
+        lengths: object,
+        tokens_name: str = "tokens",
+        lengths_name: str = "lengths",
+    ) -> None:
+        """``(tokens, lengths)`` must be words as :meth:`CharVocabulary.encode` writes them:
+        row i holds the start token, letters, the end token at ``lengths[i] - 1`` and pads after
+        it (``lengths`` integers in [2, T], on any device)."""
+        self._check_tokens(tokens, tokens_name)
+        b, t = tokens.shape
+        if not isinstance(lengths, torch.Tensor) or lengths.shape != (b,):
+            got = tuple(lengths.shape) if isinstance(lengths, torch.Tensor) else lengths
+            raise ValueError(f"{lengths_name} must be ({b},), one per word, got {got!r}")
+        if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
+            raise ValueError(
+                f"{lengths_name} must be an integer tensor (CharVocabulary.encode), got "
+                f"{lengths.dtype}"
+            )
+        if not b:
+            return
+        lengths = lengths.to(tokens.device)
+        if lengths.min() < 2 or lengths.max() > t:
+            raise ValueError(
+                f"each of {lengths_name} must count the start and end tokens and fit in "
+                f"T={t}: got {int(lengths.min())}..{int(lengths.max())}"
+            )
+        steps = torch.arange(t, device=tokens.device)
+        last = (lengths - 1).unsqueeze(1)
+        problems = (  # by priority: a row's first problem in this order is the one reported
+            (steps == 0) & (tokens != BOS),
+            (steps == last) & (tokens != EOS),
+            (steps > 0) & (steps < last) & (tokens < FIRST_LETTER),
+            (steps > last) & (tokens != PAD),
+        )
+        wrong = torch.stack([p.any(1) for p in problems], dim=1)  # (B, 4)
+        if not bool(wrong.any()):
+            return
+        row = int(wrong.any(1).nonzero()[0])
+        kind = int(wrong[row].nonzero()[0])
+        col = int(problems[kind][row].nonzero()[0])
+        n, token = int(lengths[row]), int(tokens[row, col])
+        what = (
+            f"the {_SPECIAL[token]} token {token}"
+            if token in _SPECIAL
+            else f"the letter token {token}"
+        )
+        where = f"{tokens_name}[{row}]"
+        if kind == 0:
+            raise ValueError(
+                f"{where} does not begin with the start token {BOS} (CharVocabulary.encode adds "
+                f"it); it begins with {what}"
+            )
+        if kind == 1:
+            raise ValueError(
+                f"{lengths_name}[{row}] = {n} disagrees with {where}: position {col} holds "
+                f"{what}, not the end token {EOS} ({lengths_name} count the start and end tokens)"
+            )
+        if kind == 2:
+            raise ValueError(
+                f"{where} has {what} at position {col}, inside the word ({lengths_name}[{row}] = "
+                f"{n}: positions 1..{n - 2} must be letters)"
+            )
+        raise ValueError(
+            f"{where} has {what} at position {col}, after its end token ({lengths_name}[{row}] = "
+            f"{n}); only pads ({PAD}) may follow a word"
+        )
+
+    def _check_z(self, z: object, b: int | None) -> torch.Tensor:
+        """A code ``z (B, J)`` in the model's dtype and on its device (``b``: the B expected)."""
+        shape = f"({'B' if b is None else b}, J={self.latent_dim})"
+        arguments.float_tensor("z", z, shape=shape, dtype=self.dtype)
+        if z.dim() != 2 or z.shape[1] != self.latent_dim or (b is not None and z.shape[0] != b):
+            raise ValueError(f"z must be {shape}, got shape {tuple(z.shape)}")
+        if z.device != self.device:
+            raise ValueError(
+                f"z is on {z.device} but the model is on {self.device}; move it with "
+                f"z.to({str(self.device)!r})"
+            )
+        return z
+
+    def _check_code(self, z: object, b: int) -> torch.Tensor | None:
+        if not self.latent_dim:
+            if z is not None:
+                raise ValueError("a language model (latent_dim=0) has no code: pass z=None")
+            return None
+        if z is None:
+            raise ValueError(f"z must be (B={b}, J={self.latent_dim}), got None")
+        return self._check_z(z, b)
 
     # -- the networks -----------------------------------------------------------------------
     def encode(
@@ -150,7 +310,15 @@ class SequenceVAE(nn.Module):
         ``(B, J)``."""
         if not self.latent_dim:
             raise ValueError("a language model (latent_dim=0) has no encoder")
-        self._check(tokens, lengths)
+        self._check_words(tokens, lengths)
+        return self._encode(tokens, lengths)
+
+    def _encode(
+        self, tokens: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if not tokens.shape[0]:  # pack_padded_sequence refuses an empty batch
+            empty = tokens.new_zeros((0, self.latent_dim), dtype=self.dtype)
+            return empty, empty.clone()
         packed = pack_padded_sequence(
             self.embedding(tokens), lengths.cpu(), batch_first=True, enforce_sorted=False
         )
@@ -170,8 +338,22 @@ class SequenceVAE(nn.Module):
         ``tokens (B, T)``, ``z (B, J)`` (None for a language model) -> ``(B, T-1, V)``.
 
         ``word_dropout`` replaces each input letter (not the start token) by the pad token,
-        whose embedding is zero, with that probability (Bowman et al.'s word dropout).
+        whose embedding is zero, with that probability (Bowman et al.'s word dropout), drawn
+        with ``generator`` (on the model's device).
         """
+        self._check_tokens(tokens)
+        z = self._check_code(z, tokens.shape[0])
+        word_dropout = arguments.probability("word_dropout", word_dropout, allow_one=True)
+        arguments.generator("generator", generator, self.device)
+        return self._decode_logits(tokens, z, word_dropout, generator)
+
+    def _decode_logits(
+        self,
+        tokens: torch.Tensor,
+        z: torch.Tensor | None,
+        word_dropout: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         inputs = tokens[:, :-1]
         if word_dropout > 0:
             drop = (
@@ -181,8 +363,6 @@ class SequenceVAE(nn.Module):
             inputs = inputs.masked_fill(drop, PAD)
         x = self.embedding(inputs)
         if self.latent_dim:
-            if z is None or z.shape != (tokens.shape[0], self.latent_dim):
-                raise ValueError(f"z must be (B={tokens.shape[0]}, J={self.latent_dim})")
             x = torch.cat([x, z.unsqueeze(1).expand(-1, x.shape[1], -1)], dim=-1)
             h0 = torch.tanh(self.to_initial_state(z)).unsqueeze(0)
             states, _ = self.decoder(x, h0)
@@ -193,10 +373,57 @@ class SequenceVAE(nn.Module):
     def log_px_given_z(
         self, tokens: torch.Tensor, lengths: torch.Tensor, z: torch.Tensor | None
     ) -> torch.Tensor:
-        """log p(x | z) (for a language model log p(x)) of each word in nats, summed over its
-        predicted tokens: ``(B,)``."""
-        self._check(tokens, lengths)
-        return _token_log_likelihood(self.decode_logits(tokens, z), tokens, lengths)
+        """log p(x | z) (for a language model, ``z=None``: log p(x)) of each word in nats, summed
+        over its predicted tokens: ``tokens (B, T)``, ``lengths (B,)``, ``z (B, J)`` ->
+        ``(B,)``."""
+        self._check_words(tokens, lengths)
+        z = self._check_code(z, tokens.shape[0])
+        return self._log_px_given_z(tokens, lengths, z)
+
+    def _log_px_given_z(
+        self, tokens: torch.Tensor, lengths: torch.Tensor, z: torch.Tensor | None
+    ) -> torch.Tensor:
+        return _token_log_likelihood(self._decode_logits(tokens, z), tokens, lengths)
+
+    # -- the latent-variable protocol of vae_lib.iwae_bound ------------------------------------
+    def scoring_batch(self, batch: object) -> tuple[torch.Tensor, torch.Tensor]:
+        """``batch = (tokens (B, T), lengths (B,))`` checked (as :meth:`forward` checks them)
+        and moved to the model's device."""
+        if not isinstance(batch, tuple | list) or len(batch) != 2:
+            raise ValueError(
+                "batch must be (tokens, lengths) for a sequence VAE (CharVocabulary.encode), "
+                f"got {type(batch).__name__}"
+            )
+        tokens, lengths = batch
+        if isinstance(tokens, torch.Tensor):
+            tokens = tokens.to(self.device)
+        if isinstance(lengths, torch.Tensor):
+            lengths = lengths.to(self.device)
+        self._check_words(tokens, lengths)
+        return tokens, lengths
+
+    def posterior_params(
+        self, batch: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, logvar) of q(z | x), each ``(B, J)`` (what :meth:`encode` gives, unchecked)."""
+        return self._encode(*batch)
+
+    def prior_params(self, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+        """``None``: the prior is N(0, I)."""
+        return None
+
+    def log_likelihood(
+        self, batch: tuple[torch.Tensor, torch.Tensor], z: torch.Tensor | None
+    ) -> torch.Tensor:
+        """log p(x | z) in nats: ``(S, B)`` for ``z (S, B, J)``; for a language model
+        (``z=None``) the exact log p(x), ``(B,)``. The S * B (word, code) pairs go through the
+        decoder together."""
+        tokens, lengths = batch
+        if z is None:
+            return self._log_px_given_z(tokens, lengths, None)
+        s, b = z.shape[0], tokens.shape[0]
+        log_px = self._log_px_given_z(tokens.repeat(s, 1), lengths.repeat(s), z.reshape(s * b, -1))
+        return log_px.reshape(s, b)
 
     # -- the objective ----------------------------------------------------------------------
     def forward(
@@ -208,18 +435,33 @@ class SequenceVAE(nn.Module):
         word_dropout: float = 0.0,
         generator: torch.Generator | None = None,
     ) -> SequenceVAEOutput:
-        """One-sample ELBO of each word (see :class:`SequenceVAEOutput`)."""
-        self._check(tokens, lengths)
+        """One-sample ELBO of each word (see :class:`SequenceVAEOutput`): ``tokens (B, T)``,
+        ``lengths (B,)`` as :meth:`CharVocabulary.encode` gives them; ``beta`` >= 0 weighs the
+        KL term; ``word_dropout`` as in :meth:`decode_logits`; ``generator`` (on the model's
+        device) draws z and the dropout."""
+        self._check_words(tokens, lengths)
+        beta = arguments.real("beta", beta, minimum=0.0)
         word_dropout = arguments.probability("word_dropout", word_dropout, allow_one=True)
+        arguments.generator("generator", generator, self.device)
+        return self._forward(tokens, lengths, beta, word_dropout, generator)
+
+    def _forward(
+        self,
+        tokens: torch.Tensor,
+        lengths: torch.Tensor,
+        beta: float,
+        word_dropout: float,
+        generator: torch.Generator | None,
+    ) -> SequenceVAEOutput:
         b = tokens.shape[0]
         if self.latent_dim:
-            mu, logvar = self.encode(tokens, lengths)
+            mu, logvar = self._encode(tokens, lengths)
             z = reparameterize(mu, logvar, generator=generator)
             kl_per_dim = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
         else:
-            mu = logvar = z = kl_per_dim = tokens.new_zeros((b, 0), dtype=torch.float32)
-        logits = self.decode_logits(
-            tokens, z if self.latent_dim else None, word_dropout=word_dropout, generator=generator
+            mu = logvar = z = kl_per_dim = tokens.new_zeros((b, 0), dtype=self.dtype)
+        logits = self._decode_logits(
+            tokens, z if self.latent_dim else None, word_dropout, generator
         )
         reconstruction = _token_log_likelihood(logits, tokens, lengths)
         kl = kl_per_dim.sum(-1)
@@ -234,6 +476,63 @@ class SequenceVAE(nn.Module):
             logits=logits,
         )
 
+    # -- training (vae_lib.fit) -------------------------------------------------------------
+    def training_data(
+        self, data: object, run: Run, *, name: str
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A list of words (``data`` or ``val``; :func:`vae_lib.load_words`) checked and
+        encoded once: ``(tokens (N, T), lengths (N,))`` on the model's device."""
+        vocab = CharVocabulary()
+        tokens, lengths = vocab.encode(vocab.check_words(name, data))
+        tokens, lengths = tokens.to(self.device), lengths.to(self.device)
+        self._check_words(tokens, lengths, f"{name} (encoded)", f"{name} lengths")
+        return tokens, lengths
+
+    def batches(
+        self, data: tuple[torch.Tensor, torch.Tensor], run: Run
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Shuffled minibatches of words, each cut to its longest word (:func:`_word_batches`)."""
+        return _word_batches(*data, run.options.batch_size, run.generator)
+
+    def loss(
+        self, batch: tuple[torch.Tensor, torch.Tensor], run: Run
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Minus the beta-ELBO of a minibatch of words, with word dropout, the KL weight of the
+        run's warm-up and free bits; the parts are the ELBO at beta = 1, its reconstruction and
+        KL, ``(B,)`` nats per word."""
+        tokens, lengths = batch
+        o = run.options
+        # This family's warm-up counts the step being taken (run.step + 1), where the image
+        # VAEs count the steps done: the shipped checkpoints were trained so.
+        weight = kl_weight(o.beta, o.kl_warmup_epochs, run.step + 1, run.n_batches)
+        out = self._forward(tokens, lengths, 1.0, o.word_dropout, run.generator)
+        rec, kl = out.reconstruction, out.kl
+        kl_term = kl.mean()
+        if o.free_bits > 0 and self.latent_dim:
+            kl_term = free_bits_kl(out.mu, out.logvar, o.free_bits)
+        loss = -rec.mean() + weight * kl_term
+        return loss, {"elbo": rec - kl, "reconstruction": rec, "kl": kl}
+
+    @torch.no_grad()
+    def evaluation(
+        self, data: tuple[torch.Tensor, torch.Tensor], run: Run, batch_size: int = 2000
+    ) -> dict[str, float]:
+        """Mean one-sample ELBO (beta = 1, no word dropout), reconstruction and KL per word in
+        nats, over chunks of ``batch_size`` words (each cut to its longest word), and
+        ``active_units``: :func:`active_latent_units` of the posterior means (0 for a language
+        model)."""
+        tokens, lengths = data
+        sums = dict.fromkeys(self.curves, 0.0)
+        mus = []
+        for tb, lb in zip(tokens.split(batch_size), lengths.split(batch_size), strict=True):
+            out = self._forward(tb[:, : int(lb.max())], lb, 1.0, 0.0, run.generator)
+            for name in self.curves:
+                sums[name] += getattr(out, name).sum().item()
+            mus.append(out.mu)
+        values = {name: value / tokens.shape[0] for name, value in sums.items()}
+        values["active_units"] = float(active_latent_units(torch.cat(mus)))
+        return values
+
     # -- using a trained model --------------------------------------------------------------
     @torch.no_grad()
     def greedy_decode(
@@ -247,18 +546,28 @@ class SequenceVAE(nn.Module):
     ) -> torch.Tensor:
         """Write words from codes ``z (B, J)`` (for a language model ``z=None`` and ``n`` words),
         one token at a time: the most probable token (``sample=False``) or a draw from the
-        decoder's distribution. Returns ``(B, <= max_length + 1)`` tokens starting with the start
-        token; :meth:`CharVocabulary.decode` reads them."""
+        decoder's distribution (with ``generator``, on the model's device). At most
+        ``max_length`` letters and end tokens per word. Returns ``(B, <= max_length + 1)``
+        tokens starting with the start token; :meth:`CharVocabulary.decode` reads them."""
         max_length = arguments.positive_int("max_length", max_length)
+        sample = arguments.boolean("sample", sample)
+        arguments.generator("generator", generator, self.device)
+        device = self.device
         if self.latent_dim:
-            if z is None or z.dim() != 2 or z.shape[1] != self.latent_dim:
-                raise ValueError(f"z must be (B, J={self.latent_dim})")
-            b, device = z.shape[0], z.device
+            z = self._check_z(z, None)
+            check_finite("z", z)
+            b = z.shape[0]
+            if n is not None and arguments.integer("n", n, minimum=0) != b:
+                raise ValueError(f"n={n} but z holds {b} codes; a VAE writes one word per code")
             h = torch.tanh(self.to_initial_state(z)).unsqueeze(0)
         else:
+            if z is not None:
+                raise ValueError(
+                    "a language model (latent_dim=0) writes words without a code: pass z=None "
+                    "and the number of words n"
+                )
             b = arguments.positive_int("n", n)
-            device = self.device
-            h = torch.zeros(1, b, self.config.decoder_hidden_dim, device=device)
+            h = torch.zeros(1, b, self.config.decoder_hidden_dim, device=device, dtype=self.dtype)
         token = torch.full((b, 1), BOS, dtype=torch.long, device=device)
         out, done = [token], torch.zeros(b, dtype=torch.bool, device=device)
         for _ in range(max_length):
@@ -294,45 +603,18 @@ def _token_log_likelihood(
     return (picked * mask).sum(-1)
 
 
-@torch.no_grad()
-def sequence_iwae_bound(
-    model: SequenceVAE,
-    tokens: torch.Tensor,
-    lengths: torch.Tensor,
-    k: int,
-    *,
-    generator: torch.Generator | None = None,
-    max_sequences: int = 8192,
-) -> torch.Tensor:
-    """The importance-weighted bound L_K on log p(x) of each word with K = ``k`` samples of
-    q(z | x) (Burda et al., 2015): ``(B,)`` nats. For a language model, the exact log p(x).
-    At most ``max_sequences`` (word, sample) pairs go through the decoder at once."""
-    k = arguments.positive_int("k", k)
-    chunk = max(1, arguments.positive_int("max_sequences", max_sequences) // max(1, len(tokens)))
-    device = model.device
-    tokens, lengths = tokens.to(device), lengths.to(device)
-    if not model.latent_dim:
-        return model.log_px_given_z(tokens, lengths, None)
-    mu, logvar = model.encode(tokens, lengths)
-    log_w = []
-    for start in range(0, k, chunk):
-        n = min(chunk, k - start)
-        z = reparameterize(mu, logvar, generator=generator, n_samples=n)  # (n, B, J)
-        b = tokens.shape[0]
-        flat_z = z.reshape(n * b, -1)
-        rep_tokens, rep_lengths = tokens.repeat(n, 1), lengths.repeat(n)
-        log_px = model.log_px_given_z(rep_tokens, rep_lengths, flat_z).reshape(n, b)
-        log_w.append(
-            log_px + standard_normal_log_prob(z) - diagonal_gaussian_log_prob(z, mu, logvar)
-        )
-    return log_mean_exp(torch.cat(log_w), dim=0)
-
-
 def active_latent_units(mu: torch.Tensor, threshold: float = 0.01) -> int:
     """Number of latent dimensions whose posterior mean varies across words: Cov_x(E_q[z_j]) >
-    ``threshold`` (Burda et al., 2015), from ``mu (N, J)``."""
+    ``threshold`` (Burda et al., 2015), from ``mu (N, J)`` (J may be 0; N >= 2 for a
+    variance)."""
+    arguments.float_tensor("mu", mu, shape="(N, J)")
+    if mu.dim() != 2:
+        raise ValueError(f"mu must be (N, J), one row per word, got shape {tuple(mu.shape)}")
+    threshold = arguments.real("threshold", threshold, minimum=0.0)
     if mu.shape[1] == 0:
         return 0
+    if mu.shape[0] < 2:
+        raise ValueError(f"mu needs at least 2 rows for a variance, got {mu.shape[0]}")
     return int((mu.var(0) > threshold).sum())
 
 
@@ -340,6 +622,12 @@ def character_matches(targets: list[str], decoded: list[str]) -> tuple[int, int,
     """How well ``decoded`` words reproduce ``targets``: ``(exact, right, compared)``, the number
     of words decoded exactly, of characters equal position by position, and of positions
     compared (the longer of the two words, so a missing or extra letter counts as wrong)."""
+    for name, words in (("targets", targets), ("decoded", decoded)):
+        if isinstance(words, str) or not isinstance(words, list | tuple):
+            raise ValueError(f"{name} must be a list of words, got {type(words).__name__}")
+        bad = [w for w in words if not isinstance(w, str)]
+        if bad:
+            raise ValueError(f"{name} must hold strings, got {type(bad[0]).__name__} {bad[0]!r}")
     if len(targets) != len(decoded):
         raise ValueError(f"{len(targets)} targets but {len(decoded)} decoded words")
     exact = sum(t == d for t, d in zip(targets, decoded, strict=True))
@@ -351,168 +639,16 @@ def character_matches(targets: list[str], decoded: list[str]) -> tuple[int, int,
     return exact, right, compared
 
 
-def _word_batches(tokens, lengths, batch_size, generator):
+def _word_batches(
+    tokens: torch.Tensor, lengths: torch.Tensor, batch_size: int, generator: torch.Generator
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One epoch of minibatches ``(tokens (b, width), lengths (b,))`` in an order drawn with
+    ``generator`` (on the data's device), each cut to its longest word's ``width``."""
     order = torch.randperm(tokens.shape[0], generator=generator, device=generator.device)
     for start in range(0, tokens.shape[0], batch_size):
         index = order[start : start + batch_size]
         width = int(lengths[index].max())
         yield tokens[index, :width], lengths[index]
-
-
-@torch.no_grad()
-def evaluate_sequence_elbo(
-    model: SequenceVAE,
-    tokens: torch.Tensor,
-    lengths: torch.Tensor,
-    *,
-    batch_size: int = 2000,
-    generator: torch.Generator | None = None,
-) -> dict[str, float]:
-    """Average one-sample ELBO, reconstruction and KL per word, nats; the model in eval mode."""
-    was_training = model.training
-    model.eval()
-    sums = {"elbo": 0.0, "reconstruction": 0.0, "kl": 0.0}
-    for start in range(0, tokens.shape[0], batch_size):
-        tb, lb = tokens[start : start + batch_size], lengths[start : start + batch_size]
-        tb = tb[:, : int(lb.max())].to(model.device)
-        out = model(tb, lb.to(model.device), generator=generator)
-        for name in sums:
-            sums[name] += getattr(out, name).sum().item()
-    model.train(was_training)
-    return {name: value / tokens.shape[0] for name, value in sums.items()}
-
-
-def fit_sequence_vae(
-    model: SequenceVAE,
-    train_words: list[str],
-    *,
-    epochs: int,
-    batch_size: int = 128,
-    lr: float = 1e-3,
-    beta: float = 1.0,
-    kl_warmup_epochs: int = 0,
-    free_bits: float = 0.0,
-    word_dropout: float = 0.0,
-    val_words: list[str] | None = None,
-    progress: bool = True,
-    seed: int = 0,
-    checkpoint: str | os.PathLike | None = None,
-    checkpoint_seconds: float = 300.0,
-) -> History:
-    """Train a :class:`SequenceVAE` (or a language model) with Adam and a cosine learning rate.
-
-    Args:
-        model: the model.
-        train_words, val_words: lists of words (:func:`vae_lib.words.load_words`).
-        epochs, batch_size, lr: the schedule.
-        beta: weight of the KL term.
-        kl_warmup_epochs: the KL weight rises linearly from 0 to ``beta`` over this many epochs
-            (KL annealing; 0: none).
-        free_bits: each latent dimension's KL counts as at least this many nats in the loss
-            (averaged over the minibatch first, Kingma et al., 2016).
-        word_dropout: probability of hiding each input letter of the decoder (Bowman et al.).
-        progress, seed, checkpoint, checkpoint_seconds: as in :func:`vae_lib.fit`.
-
-    Returns:
-        :class:`vae_lib.History` with ``train_elbo``, ``train_reconstruction``, ``train_kl`` and,
-        with validation words, ``val_elbo``, ``val_reconstruction``, ``val_kl`` (the ELBO at
-        beta = 1, without word dropout) and ``val_active_units``, nats per word.
-    """
-    if not isinstance(model, SequenceVAE):
-        raise ValueError(f"model must be a SequenceVAE, got {type(model).__name__}")
-    epochs = arguments.positive_int("epochs", epochs)
-    batch_size = arguments.positive_int("batch_size", batch_size)
-    lr = arguments.real("lr", lr, minimum=0.0, strict_minimum=True)
-    beta = arguments.real("beta", beta, minimum=0.0)
-    kl_warmup_epochs = arguments.integer("kl_warmup_epochs", kl_warmup_epochs, minimum=0)
-    free_bits = arguments.real("free_bits", free_bits, minimum=0.0)
-    word_dropout = arguments.probability("word_dropout", word_dropout, allow_one=True)
-    seed = arguments.seed("seed", seed)
-    vocab = CharVocabulary()
-    device = model.device
-    tokens, lengths = (t.to(device) for t in vocab.encode(list(train_words)))
-    val = None
-    if val_words is not None:
-        val = tuple(t.to(device) for t in vocab.encode(list(val_words)))
-    generator = torch.Generator(device=device).manual_seed(seed)
-    optimizer = make_adam(model.parameters(), lr)
-    n_batches = math.ceil(tokens.shape[0] / batch_size)
-    scheduler = cosine_schedule(optimizer, epochs * n_batches)
-    curves = ("train_elbo", "train_reconstruction", "train_kl")
-    val_curves = ("val_elbo", "val_reconstruction", "val_kl", "val_active_units") if val else ()
-    history = History(
-        settings={
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "lr": lr,
-            "lr_schedule": "cosine",
-            "beta": beta,
-            "kl_warmup_epochs": kl_warmup_epochs,
-            "free_bits": free_bits,
-            "word_dropout": word_dropout,
-            "seed": seed,
-            "n_train": int(tokens.shape[0]),
-            "device": str(device),
-        },
-        **{name: [] for name in curves + val_curves},
-    )
-
-    def step(batch, epoch: int, batch_index: int, steps_done: int):
-        tb, lb = batch
-        weight = beta
-        if kl_warmup_epochs:
-            weight = beta * min(1.0, (steps_done + 1) / (kl_warmup_epochs * n_batches))
-        out = model(tb, lb, word_dropout=word_dropout, generator=generator)
-        kl_term = out.kl.mean()
-        if free_bits > 0 and model.latent_dim:
-            kl_term = out.kl_per_dim.mean(0).clamp(min=free_bits).sum()
-        loss = -out.reconstruction.mean() + weight * kl_term
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        with torch.no_grad():
-            rec, kl = out.reconstruction.sum(), out.kl.sum()
-            return loss, torch.stack([rec - kl, rec, kl])
-
-    def evaluate() -> dict[str, float]:
-        parts = evaluate_sequence_elbo(model, *val, generator=generator)
-        values = {f"val_{name}": value for name, value in parts.items()}
-        active = 0
-        if model.latent_dim:
-            was_training = model.training
-            model.eval()
-            with torch.no_grad():
-                mu = torch.cat(
-                    [
-                        model.encode(t[:, : int(n.max())], n)[0]
-                        for t, n in zip(val[0].split(2000), val[1].split(2000), strict=True)
-                    ]
-                )
-            model.train(was_training)
-            active = active_latent_units(mu)
-        values["val_active_units"] = float(active)
-        return values
-
-    return train_loop(
-        TrainingState(model, [optimizer], [scheduler], generator),
-        history,
-        epochs=epochs,
-        batches=lambda: _word_batches(tokens, lengths, batch_size, generator),
-        n_batches=n_batches,
-        n_examples=int(tokens.shape[0]),
-        step=step,
-        train_curves=curves,
-        evaluate=evaluate if val else None,
-        watch=NonFiniteWatch(device, hint=f"try a smaller learning rate (lr={lr})"),
-        postfix=lambda values: {
-            "ELBO": f"{values['train_elbo']:.2f}",
-            "KL": f"{values['train_kl']:.2f}",
-        },
-        description="sequence VAE" if model.latent_dim else "language model",
-        progress=progress,
-        checkpoint=checkpoint,
-        checkpoint_seconds=checkpoint_seconds,
-    )
 
 
 #: Chapter 8's language model: the decoder alone (no z).

@@ -262,7 +262,7 @@ class VAEBase(ImageModel):
 
         Like :meth:`encode`, it takes any number of leading batch dimensions: ``x`` of shape
         ``(B1, B2, *input_shape)`` gives ``(B1, B2)`` ELBOs, one per example. (:func:`vae_lib.fit`
-        and :func:`vae_lib.evaluate_elbo` take data sets with one batch dimension.)
+        and :func:`vae_lib.evaluate` take data sets with one batch dimension.)
         """
         beta = arguments.real("beta", beta, minimum=0.0)
         arguments.generator("generator", generator, self.device)

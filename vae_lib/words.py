@@ -102,15 +102,40 @@ class CharVocabulary:
         """Number of tokens: the letters plus pad, start and end."""
         return len(self.letters) + 3
 
-    def encode(self, words: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """``words`` -> ``(tokens (B, T) int64, lengths (B,) int64)``, with T the longest word's
-        length + 2; shorter words are padded with :attr:`PAD` after their end token."""
-        if isinstance(words, str) or not words:
-            raise ValueError("words must be a non-empty list of strings")
-        index = {ch: i + 3 for i, ch in enumerate(self.letters)}
-        bad = [w for w in words if not w or any(ch not in index for ch in w)]
+    def check_words(self, name: str, words: object) -> list[str]:
+        """``words`` as a list, if it is a non-empty list or tuple of non-empty strings made of
+        :attr:`letters`; else a ``ValueError`` that calls it ``name`` (a single string is
+        refused, not read as a list of one-letter words)."""
+        if isinstance(words, str | bytes):
+            raise ValueError(
+                f"{name} must be a list of words, got the single string {words[:30]!r} "
+                f"(write [{words[:30]!r}] for one word)"
+            )
+        if not isinstance(words, list | tuple):
+            raise ValueError(
+                f"{name} must be a list of words (strings), got {type(words).__name__}"
+            )
+        if not words:
+            raise ValueError(f"{name} must be a non-empty list of words, got an empty one")
+        not_str = [w for w in words if not isinstance(w, str)]
+        if not_str:
+            raise ValueError(
+                f"{name} must hold strings, got {type(not_str[0]).__name__} {not_str[0]!r}"
+            )
+        letters = set(self.letters)
+        bad = [w for w in words if not w or not set(w) <= letters]
         if bad:
-            raise ValueError(f"words must be non-empty and use only {self.letters!r}: {bad[:3]}")
+            raise ValueError(
+                f"{name} must be non-empty words of the letters {self.letters!r}: {bad[:3]}"
+            )
+        return list(words)
+
+    def encode(self, words: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``words`` (a non-empty list of words of :attr:`letters`) -> ``(tokens (B, T) int64,
+        lengths (B,) int64)``, with T the longest word's length + 2; shorter words are padded
+        with :attr:`PAD` after their end token."""
+        words = self.check_words("words", words)
+        index = {ch: i + 3 for i, ch in enumerate(self.letters)}
         lengths = torch.tensor([len(w) + 2 for w in words])
         tokens = torch.full((len(words), int(lengths.max())), self.PAD, dtype=torch.long)
         for row, w in enumerate(words):
@@ -118,10 +143,26 @@ class CharVocabulary:
         return tokens, lengths
 
     def decode(self, tokens: torch.Tensor) -> list[str]:
-        """``(B, T)`` token sequences -> words: the letters after an optional start token, up to
-        the first end or pad token."""
-        if not isinstance(tokens, torch.Tensor) or tokens.dim() != 2:
-            raise ValueError("tokens must be a (B, T) tensor")
+        """``(B, T)`` integer token sequences -> words: the letters after an optional start
+        token, up to the first end or pad token. Tokens must lie in [0, :attr:`size`)."""
+        if (
+            not isinstance(tokens, torch.Tensor)
+            or tokens.dim() != 2
+            or tokens.is_floating_point()
+            or tokens.is_complex()
+            or tokens.dtype == torch.bool
+        ):
+            got = (
+                f"a {tokens.dtype} tensor of shape {tuple(tokens.shape)}"
+                if isinstance(tokens, torch.Tensor)
+                else type(tokens).__name__
+            )
+            raise ValueError(f"tokens must be a (B, T) integer tensor, got {got}")
+        if tokens.numel() and (tokens.min() < 0 or tokens.max() >= self.size):
+            raise ValueError(
+                f"tokens must lie in [0, {self.size}) for {len(self.letters)} letters, got "
+                f"{int(tokens.min())}..{int(tokens.max())}"
+            )
         words = []
         for row in tokens.tolist():
             if row and row[0] == self.BOS:

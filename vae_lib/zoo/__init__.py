@@ -49,8 +49,15 @@ from ..device import cpu_name, resolve_device
 from ..loop import History
 from ..paths import cache_dir
 from ..training import fit
-from . import ch01_ring, ch02_estimators, ch05_training, ch06_comparison, ch07_conditional
-from . import ch08_words, metrics
+from . import (
+    ch01_ring,
+    ch02_estimators,
+    ch05_training,
+    ch06_comparison,
+    ch07_conditional,
+    ch08_words,
+    metrics,
+)
 from .entry import ZooEntry, plain
 from .metrics import METRICS, NLL_PROTOCOL, STORED_AS, nll_metric, test_nll
 
@@ -60,8 +67,14 @@ MANIFEST_FORMAT = 1
 RETRAIN_ENV_VAR = "VAE_LIB_RETRAIN"
 QUICK_METRIC_TOLERANCE = 0.01  # nats: float rounding across thread counts is far below this
 #: The chapters' declarations, in the book's order.
-CHAPTERS = (ch01_ring, ch02_estimators, ch05_training, ch06_comparison, ch07_conditional,
-            ch08_words)
+CHAPTERS = (
+    ch01_ring,
+    ch02_estimators,
+    ch05_training,
+    ch06_comparison,
+    ch07_conditional,
+    ch08_words,
+)
 
 
 class ZooError(RuntimeError):

@@ -120,8 +120,12 @@ ENTRIES = [
         VAE,
         BETA_VAE_CONFIG,
         {
-            "epochs": 50, **ADAM_COSINE_ON_MNIST, "beta": 16.0, "free_bits": 0.0,
-            "kl_warmup_epochs": 10, "seed": 0,
+            "epochs": 50,
+            **ADAM_COSINE_ON_MNIST,
+            "beta": 16.0,
+            "free_bits": 0.0,
+            "kl_warmup_epochs": 10,
+            "seed": 0,
         },
         "the beta sweep's VAE, 784-128-16, beta = 16 reached by a KL warm-up over 10 epochs "
         "instead of free bits (chapter 5, exercise 2)",
@@ -140,8 +144,14 @@ ENTRIES = [
             input_shape=(1, 28, 28), conv_channels=(32, 64), hidden_dims=(128,), n_classes=10
         ),
         {
-            "epochs": 12, "batch_size": 128, "lr": 1e-3, "binarize_fraction": 0.5,
-            "max_shift": 2, "train_split": "train", "val_split": "val", "trainer": "classifier",
+            "epochs": 12,
+            "batch_size": 128,
+            "lr": 1e-3,
+            "binarize_fraction": 0.5,
+            "max_shift": 2,
+            "train_split": "train",
+            "val_split": "val",
+            "trainer": "classifier",
             "seed": 0,
         },
         "the digit classifier (a small CNN) behind sample checks and Frechet distances",

@@ -7,9 +7,9 @@ from ..denoising_autoencoder import DenoisingAutoencoder, DenoisingAutoencoderCo
 from ..gan import GAN, GANConfig
 from ..rbm import RBM, RBMConfig
 from ..vae import VAE, VAEConfig
+from .ch05_training import ADAM_COSINE_ON_MNIST
 from .datasets import mnist_images
 from .entry import ZooEntry
-from .ch05_training import ADAM_COSINE_ON_MNIST
 
 _COMPARISON = {"epochs": 60, **ADAM_COSINE_ON_MNIST, "seed": 0}
 
@@ -42,7 +42,10 @@ ENTRIES = [
         DenoisingAutoencoder,
         # the same networks, a quarter of the pixels masked in every batch
         DenoisingAutoencoderConfig(
-            input_shape=(1, 28, 28), hidden_dims=(400,), latent_dim=20, corruption="masking",
+            input_shape=(1, 28, 28),
+            hidden_dims=(400,),
+            latent_dim=20,
+            corruption="masking",
             noise_level=0.25,
         ),
         _COMPARISON,
@@ -62,13 +65,25 @@ ENTRIES = [
         "mnist_gan",
         GAN,
         GANConfig(
-            input_shape=(1, 28, 28), latent_dim=64, negative_slope=0.2, batch_norm=True,
-            output="sigmoid", architecture="conv", channels=(64, 128), spectral_norm=True,
+            input_shape=(1, 28, 28),
+            latent_dim=64,
+            negative_slope=0.2,
+            batch_norm=True,
+            output="sigmoid",
+            architecture="conv",
+            channels=(64, 128),
+            spectral_norm=True,
         ),
         {
-            "epochs": 20, "batch_size": 64, "lr": 2e-4, "betas": (0.5, 0.999),
-            "lr_schedule": "cosine", "generator_ema": 0.999, "train_split": "train",
-            "trainer": "gan", "seed": 0,
+            "epochs": 20,
+            "batch_size": 64,
+            "lr": 2e-4,
+            "betas": (0.5, 0.999),
+            "lr_schedule": "cosine",
+            "generator_ema": 0.999,
+            "train_split": "train",
+            "trainer": "gan",
+            "seed": 0,
         },
         "the comparison chapter's GAN, a DCGAN with 64 and 128 channels (chapter 6)",
         dataset=mnist_images,
@@ -84,9 +99,18 @@ ENTRIES = [
         RBM,
         RBMConfig(n_hidden=500),
         {
-            "epochs": 100, "batch_size": 100, "lr": 0.02, "k": 1, "persistent": True,
-            "momentum": 0.5, "weight_decay": 1e-4, "lr_schedule": "cosine",
-            "binarize": "dynamic", "train_split": "train", "val_split": "val", "trainer": "rbm",
+            "epochs": 100,
+            "batch_size": 100,
+            "lr": 0.02,
+            "k": 1,
+            "persistent": True,
+            "momentum": 0.5,
+            "weight_decay": 1e-4,
+            "lr_schedule": "cosine",
+            "binarize": "dynamic",
+            "train_split": "train",
+            "val_split": "val",
+            "trainer": "rbm",
             "seed": 0,
         },
         "the comparison chapter's RBM, 784-500, PCD-1 (chapter 6)",

@@ -22,8 +22,16 @@ from torch import nn
 #: Keys a recipe may hold besides the settings of :func:`vae_lib.fit`: the data it is trained
 #: on, the seed, and (for the checkpoints' fingerprints, unchanged since they were trained) the
 #: name of the trainer each family had before there was one ``fit``.
-RECIPE_KEYS = ("epochs", "seed", "trainer", "data", "train_split", "val_split", "n_train",
-               "data_seed")
+RECIPE_KEYS = (
+    "epochs",
+    "seed",
+    "trainer",
+    "data",
+    "train_split",
+    "val_split",
+    "n_train",
+    "data_seed",
+)
 
 
 def frozen(value: Any) -> Any:
@@ -72,8 +80,19 @@ class ZooEntry:
     """
 
     __slots__ = (
-        "name", "model_class", "config_object", "config", "recipe", "description", "dataset",
-        "quick", "measured", "needs", "group", "chapter", "storage",
+        "name",
+        "model_class",
+        "config_object",
+        "config",
+        "recipe",
+        "description",
+        "dataset",
+        "quick",
+        "measured",
+        "needs",
+        "group",
+        "chapter",
+        "storage",
     )
 
     def __init__(

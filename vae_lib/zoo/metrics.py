@@ -112,7 +112,7 @@ def _words(model, needs, progress) -> float:
     return evaluate(model, load_words("test")[:500], generator=_cpu0())["elbo"]
 
 
-# -- slow metrics: the whole test set, minutes -------------------------------------------------------
+# -- slow metrics: the whole test set, minutes ------------------------------------------------
 def test_nll(
     model: nn.Module,
     k: int = 5000,
