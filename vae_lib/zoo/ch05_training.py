@@ -46,6 +46,10 @@ def beta_vae_name(beta: float, free_bits: float = 0.0) -> str:
     return f"{name}_free_bits_{number_name(free_bits)}" if free_bits else name
 
 
+#: What the chapter's image models share: MNIST images, the ELBO as quick metric.
+_IMAGES = {"dataset": mnist_images, "quick": "elbo", "chapter": 5}
+
+
 def _beta_vae(beta: float, free_bits: float) -> ZooEntry:
     recipe = {"epochs": 50, **ADAM_COSINE_ON_MNIST, "beta": beta, "free_bits": free_bits}
     text = f"the beta sweep's VAE, 784-128-16, beta = {beta:g}"
@@ -56,10 +60,8 @@ def _beta_vae(beta: float, free_bits: float) -> ZooEntry:
         BETA_VAE_CONFIG,
         {**recipe, "seed": 0},
         text + " (chapter 5)",
-        dataset=mnist_images,
-        quick="elbo",
         group="beta_sweep",
-        chapter=5,
+        **_IMAGES,
         storage="float16",
     )
 
@@ -71,10 +73,8 @@ ENTRIES = [
         VAEConfig(input_shape=(1, 28, 28), hidden_dims=(400, 400), latent_dim=32, activation="elu"),
         {"epochs": 400, **_LONG_RUN, "seed": 0},
         "the book's MLP VAE, 784-400-400-32, ELU, 400 epochs (chapter 5)",
-        dataset=mnist_images,
-        quick="elbo",
         measured=("nll",),
-        chapter=5,
+        **_IMAGES,
     ),
     ZooEntry(
         "mnist_conv_vae",
@@ -82,10 +82,8 @@ ENTRIES = [
         ConvVAEConfig(input_shape=(1, 28, 28), channels=(32, 64), hidden_dim=256, latent_dim=32),
         {"epochs": 100, **_LONG_RUN, "seed": 0},
         "the convolutional VAE, 32 and 64 channels, 100 epochs (chapter 5)",
-        dataset=mnist_images,
-        quick="elbo",
         measured=("nll",),
-        chapter=5,
+        **_IMAGES,
     ),
     # The 2-D models, a latent plane small enough to draw. Two hidden layers: with one of 400
     # units, trained as long, no region of the plane decoded to a clear 4 or 5.
@@ -95,9 +93,7 @@ ENTRIES = [
         VAEConfig(input_shape=(1, 28, 28), hidden_dims=(256, 256), latent_dim=2, activation="elu"),
         {"epochs": 100, **ADAM_COSINE_ON_MNIST, "seed": 0},
         "a VAE with a 2-D latent space, 784-256-256-2, ELU (chapter 5)",
-        dataset=mnist_images,
-        quick="elbo",
-        chapter=5,
+        **_IMAGES,
         storage="float16",
     ),
     ZooEntry(
@@ -108,9 +104,7 @@ ENTRIES = [
         ),
         {"epochs": 100, **ADAM_COSINE_ON_MNIST, "seed": 0},
         "its deterministic twin, an autoencoder with a 2-D code (chapter 5)",
-        dataset=mnist_images,
-        quick="elbo",
-        chapter=5,
+        **_IMAGES,
         storage="float16",
     ),
     *(_beta_vae(beta, 0.0) for beta in BETAS),
@@ -129,9 +123,7 @@ ENTRIES = [
         },
         "the beta sweep's VAE, 784-128-16, beta = 16 reached by a KL warm-up over 10 epochs "
         "instead of free bits (chapter 5, exercise 2)",
-        dataset=mnist_images,
-        quick="elbo",
-        chapter=5,
+        **_IMAGES,
         storage="float16",
     ),
     # Two 3x3 convolutions (32 and 64 channels, each followed by 2x2 max pooling) and a hidden

@@ -12,6 +12,8 @@ from .datasets import mnist_images
 from .entry import ZooEntry
 
 _COMPARISON = {"epochs": 60, **ADAM_COSINE_ON_MNIST, "seed": 0}
+#: What the three comparison models share besides their recipe.
+_SHARED = {"dataset": mnist_images, "quick": "elbo", "chapter": 6, "storage": "float16"}
 
 ENTRIES = [
     ZooEntry(
@@ -20,11 +22,8 @@ ENTRIES = [
         VAEConfig(input_shape=(1, 28, 28), hidden_dims=(400,), latent_dim=20),
         _COMPARISON,
         "the comparison chapter's VAE, 784-400-20 (chapter 6)",
-        dataset=mnist_images,
-        quick="elbo",
         measured=("nll",),
-        chapter=6,
-        storage="float16",
+        **_SHARED,
     ),
     ZooEntry(
         "comparison_autoencoder",
@@ -32,10 +31,7 @@ ENTRIES = [
         AutoencoderConfig(input_shape=(1, 28, 28), hidden_dims=(400,), latent_dim=20),
         _COMPARISON,
         "the comparison chapter's autoencoder, 784-400-20 (chapter 6)",
-        dataset=mnist_images,
-        quick="elbo",
-        chapter=6,
-        storage="float16",
+        **_SHARED,
     ),
     ZooEntry(
         "comparison_denoising_autoencoder",
@@ -50,10 +46,7 @@ ENTRIES = [
         ),
         _COMPARISON,
         "the comparison chapter's denoising autoencoder, 25% masking (chapter 6)",
-        dataset=mnist_images,
-        quick="elbo",
-        chapter=6,
-        storage="float16",
+        **_SHARED,
     ),
     # A DCGAN (Radford et al., 2016): z of 64 dimensions to 128 maps of 7x7, transposed
     # convolutions up to 64 maps of 14x14 and one 28x28 image, batch normalisation between; the
