@@ -20,7 +20,7 @@ import time
 import torch
 
 import vae_lib
-from vae_lib import DIGITS_CVAE_CONFIG, DIGITS_CVAE_TRAINING, zoo
+from vae_lib import zoo
 
 
 def main() -> None:
@@ -30,21 +30,24 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     vae_lib.device.configure_threads(args.threads)
-    recipe = {k: v for k, v in DIGITS_CVAE_TRAINING.items() if not k.endswith("_split")}
-    recipe["epochs"] = args.epochs
+    e = zoo.entry("digits_cvae")
     train, val = vae_lib.load_mnist("train"), vae_lib.load_mnist("val")
     classifier, _ = zoo.load("digit_classifier", "cpu")
     asked = torch.arange(10).repeat_interleave(1000)
     for latent_dim in args.latent_dims:
         torch.manual_seed(0)
         model = vae_lib.ConditionalVAE(
-            dataclasses.replace(DIGITS_CVAE_CONFIG, latent_dim=latent_dim)
+            dataclasses.replace(e.config_object, latent_dim=latent_dim)
         )
         start = time.perf_counter()
-        history = vae_lib.fit_conditional_vae(
-            model, train.images, train.labels, val_x=val.images, val_y=val.labels, **recipe
+        history = vae_lib.fit(
+            model,
+            (train.images, train.labels),
+            epochs=args.epochs,
+            val=(val.images, val.labels),
+            **e.fit_options(),
         )
-        generated = model.sample(vae_lib.one_hot(asked), generator=torch.Generator().manual_seed(1))
+        generated = model.sample(1, labels=asked, generator=torch.Generator().manual_seed(1))[0]
         agreement = (classifier.predict_proba(generated).argmax(1) == asked).float().mean().item()
         print(
             f"J = {latent_dim:2d}: validation ELBO {history.val_elbo[-1]:.2f} nats, generations "

@@ -223,7 +223,9 @@ class ConditionalVAE(Trainable):
 
     * ``(images, labels)``: ``(N, *input_shape)`` images in [0, 1] and ``(N,)`` integer labels.
       With ``task="labels"`` the condition is ``one_hot(labels, condition_dim)`` and every pixel
-      is scored; with ``task="quadrants"`` the labels are not used (the images alone will do).
+      is scored; with ``task="quadrants"`` the labels are not used (the images alone will do,
+      and :func:`vae_lib.training.evaluate` then reports ``elbo_1``, ``elbo_2``, ``elbo_3``...,
+      one set per number of given quadrants).
     * ``(x, c)`` or ``(x, c, mask)``: images, their ``(N, C)`` float conditions and an optional
       bool mask broadcasting to ``(N, *input_shape)``, True at the pixels scored. Used as given
       whatever the task: what :func:`vae_lib.training.evaluate` takes to score the missing
@@ -707,42 +709,3 @@ def _float_conditions(name: str, c: Any, condition_dim: int) -> None:
             f"dtype {c.dtype}; for class labels pass one_hot(labels, {condition_dim})"
         )
     arguments.float_tensor(name, c, shape=f"(B, {condition_dim})")
-
-
-#: The class-conditional VAE of chapter 7: c = the one-hot digit label, fixed N(0, I) prior. Its
-#: code is small on purpose: with 8 or 16 dimensions the encoder also keeps the digit's identity
-#: in z, and z ~ N(0, I) then contradicts the label asked for in many generations.
-DIGITS_CVAE_CONFIG = ConditionalVAEConfig(
-    input_shape=(1, 28, 28), condition_dim=10, hidden_dims=(256,), latent_dim=4
-)
-#: How it is trained: binarized afresh each step, 50,000 training images, 10,000 to validate.
-DIGITS_CVAE_TRAINING = {
-    "epochs": 60,
-    "batch_size": 128,
-    "lr": 1e-3,
-    "task": "labels",
-    "binarize": "dynamic",
-    "train_split": "train",
-    "val_split": "val",
-}
-#: The quadrant-completion CVAE of chapter 7: c = the visible quadrants (784 values, -1 where
-#: hidden), a learned prior p(z | c), an encoder that reads the whole image.
-QUADRANT_CVAE_CONFIG = ConditionalVAEConfig(
-    input_shape=(1, 28, 28),
-    condition_dim=784,
-    hidden_dims=(384,),
-    latent_dim=32,
-    prior="learned",
-    encoder_sees_condition=False,
-)
-#: How it is trained: grey-level targets as in Pyro's example, 1, 2 or 3 quadrants drawn at
-#: random for every image of every minibatch.
-QUADRANT_CVAE_TRAINING = {
-    "epochs": 100,
-    "batch_size": 128,
-    "lr": 1e-3,
-    "task": "quadrants",
-    "binarize": None,
-    "train_split": "train",
-    "val_split": "val",
-}

@@ -197,6 +197,8 @@ def iwae_bound(
         return model.log_likelihood(batch, None)
     cost = max(1, model.iwae_cost)
     n = _rows(batch)
+    if n == 0:
+        return torch.empty(0, device=device, dtype=dtype)
     x_chunk = max(1, min(n, max_elements // cost))
     results = []
     for start in range(0, n, x_chunk):
