@@ -54,3 +54,40 @@ def test_encode_adds_start_and_end_and_pads_and_decode_inverts_it():
 def test_encode_refuses_what_is_not_a_list_of_words(bad):
     with pytest.raises(ValueError):
         W.CharVocabulary().encode(bad)
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ((w for w in ["cat", "dog"]), "list of words"),  # a generator: was a raw TypeError
+        (["cat", 5], "must hold strings"),  # was a raw TypeError
+        ("cat", "single string"),
+        ({"cat"}, "list of words"),
+    ],
+)
+def test_encode_names_what_is_wrong_with_the_words(bad, match):
+    with pytest.raises(ValueError, match=f"^words .*{match}"):
+        W.CharVocabulary().encode(bad)
+
+
+def test_check_words_names_the_argument_and_returns_a_list():
+    vocab = W.CharVocabulary()
+    assert vocab.check_words("val", ("cat", "dog")) == ["cat", "dog"]
+    with pytest.raises(ValueError, match="^val must be a list of words, got the single string"):
+        vocab.check_words("val", "cat")
+    with pytest.raises(ValueError, match="^train must be non-empty words"):
+        vocab.check_words("train", ["cat", "Dog"])
+
+
+@pytest.mark.parametrize(
+    "tokens, match",
+    [
+        (torch.tensor([[1, 3, -1, 5, 2]]), r"lie in \[0, 29\)"),  # was 'w' (alphabet[-1 - 3])
+        (torch.tensor([[1, 3, 29, 5, 2]]), r"lie in \[0, 29\)"),  # was a raw IndexError
+        (torch.tensor([[1.0, 3.0, 4.0, 2.0]]), "integer tensor"),  # was a raw TypeError
+        (torch.tensor([1, 3, 4, 2]), r"\(B, T\)"),
+    ],
+)
+def test_decode_refuses_what_is_not_tokens(tokens, match):
+    with pytest.raises(ValueError, match=match):
+        W.CharVocabulary().decode(tokens)

@@ -52,7 +52,7 @@ def test_the_gan_samples_are_closer_to_the_test_set_than_the_vaes_and_its_manife
     vae, _ = zoo.load("comparison_vae", "cpu")
     classifier, _ = zoo.load("digit_classifier", "cpu")
     samples = vae.sample(10_000, generator=torch.Generator().manual_seed(0))
-    vae_fd = V.classifier_frechet_distance(classifier, samples, V.load_mnist("test").images)
+    vae_fd = V.frechet.classifier_frechet_distance(classifier, samples, V.load_mnist("test").images)
     assert measured < vae_fd - 5
 
 
@@ -94,7 +94,7 @@ PYRO_CVAE = {1: 71.8, 2: 51.0, 3: 24.2}
 def test_the_completion_cvae_beats_its_regression_and_pyros_cvae_on_every_row():
     cvae, regression = METRICS["quadrant_cvae"]["completion"], METRICS["quadrant_regressor"]
     assert cvae["protocol"] == zoo.MEASURE_PROTOCOLS["completion"]
-    for n in V.QUADRANT_COUNTS:
+    for n in V.quadrants.QUADRANT_COUNTS:
         row = cvae[str(n)]
         assert row["k"] == zoo.COMPLETION_K
         assert row["value"] <= row["elbo"]  # the IWAE bound is the tighter one
@@ -105,7 +105,7 @@ def test_the_completion_cvae_beats_its_regression_and_pyros_cvae_on_every_row():
 def test_the_regressions_completion_metric_is_what_its_weights_give():
     model, record = zoo.load("quadrant_regressor", "cpu")
     test = V.load_mnist("test").images
-    for n in V.QUADRANT_COUNTS:
+    for n in V.quadrants.QUADRANT_COUNTS:
         measured = V.regressor_cross_entropy(model, test, n)
         assert measured == pytest.approx(record.metrics["completion"][str(n)]["value"], abs=1e-3)
 
@@ -145,7 +145,7 @@ def test_a_remedy_keeps_five_nats_in_the_code_at_the_language_models_likelihood(
     lm = METRICS["words_lm"]["words"]["value"]
     working = [
         name
-        for name in V.WORDS_REMEDIES
+        for name in V.zoo.ch08_words.WORDS_REMEDIES
         if METRICS[name]["words"]["kl"] >= 5 and METRICS[name]["words"]["value"] <= lm + 1
     ]
     assert working

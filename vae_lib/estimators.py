@@ -193,12 +193,12 @@ def iwae_bound(
     device, dtype = _placement(model, batch[0] if isinstance(batch, tuple) else batch)
     arguments.generator("generator", generator, device)
     batch = model.scoring_batch(batch)
-    if not model.latent_dim:
-        return model.log_likelihood(batch, None)
-    cost = max(1, model.iwae_cost)
     n = _rows(batch)
     if n == 0:
         return torch.empty(0, device=device, dtype=dtype)
+    if not model.latent_dim:
+        return model.log_likelihood(batch, None)
+    cost = max(1, model.iwae_cost)
     x_chunk = max(1, min(n, max_elements // cost))
     results = []
     for start in range(0, n, x_chunk):

@@ -605,16 +605,14 @@ def _token_log_likelihood(
 
 def active_latent_units(mu: torch.Tensor, threshold: float = 0.01) -> int:
     """Number of latent dimensions whose posterior mean varies across words: Cov_x(E_q[z_j]) >
-    ``threshold`` (Burda et al., 2015), from ``mu (N, J)`` (J may be 0; N >= 2 for a
-    variance)."""
+    ``threshold`` (Burda et al., 2015), from ``mu (N, J)`` (0 when J = 0, or N = 1: one word
+    shows no variation)."""
     arguments.float_tensor("mu", mu, shape="(N, J)")
     if mu.dim() != 2:
         raise ValueError(f"mu must be (N, J), one row per word, got shape {tuple(mu.shape)}")
     threshold = arguments.real("threshold", threshold, minimum=0.0)
-    if mu.shape[1] == 0:
+    if mu.shape[1] == 0 or mu.shape[0] < 2:
         return 0
-    if mu.shape[0] < 2:
-        raise ValueError(f"mu needs at least 2 rows for a variance, got {mu.shape[0]}")
     return int((mu.var(0) > threshold).sum())
 
 
@@ -649,40 +647,3 @@ def _word_batches(
         index = order[start : start + batch_size]
         width = int(lengths[index].max())
         yield tokens[index, :width], lengths[index]
-
-
-#: Chapter 8's language model: the decoder alone (no z).
-WORDS_LM_CONFIG = SequenceVAEConfig(
-    embedding_dim=32, hidden_dim=64, decoder_hidden_dim=128, latent_dim=0
-)
-#: Chapter 8's VAE: a small encoder, the language model's decoder, a 16-dimensional code.
-WORDS_VAE_CONFIG = SequenceVAEConfig(
-    embedding_dim=32, hidden_dim=64, decoder_hidden_dim=128, latent_dim=16
-)
-#: The weaker decoder of the remedies: a quarter of the decoder's state.
-WORDS_WEAK_DECODER_CONFIG = SequenceVAEConfig(
-    embedding_dim=32, hidden_dim=64, decoder_hidden_dim=32, latent_dim=16
-)
-#: How all of them are trained (plus each remedy's own setting): 30 epochs over the 91,122
-#: training words, validated on the 11,390 validation words.
-WORDS_TRAINING = {
-    "epochs": 30,
-    "batch_size": 128,
-    "lr": 1e-3,
-    "data": "words",
-    "train_split": "train",
-    "val_split": "val",
-}
-#: The remedies for posterior collapse, each a change of :data:`WORDS_TRAINING` (or, for the
-#: weaker decoder, of the config): name -> (config, recipe changes, description).
-WORDS_REMEDIES = {
-    "words_vae": (WORDS_VAE_CONFIG, {}, "trained naively"),
-    "words_vae_annealed": (WORDS_VAE_CONFIG, {"kl_warmup_epochs": 10}, "KL annealing, 10 epochs"),
-    "words_vae_word_dropout": (WORDS_VAE_CONFIG, {"word_dropout": 0.5}, "word dropout 0.5"),
-    "words_vae_free_bits": (
-        WORDS_VAE_CONFIG,
-        {"free_bits": 0.5},
-        "free bits, 0.5 nats per dimension",
-    ),
-    "words_vae_weak_decoder": (WORDS_WEAK_DECODER_CONFIG, {}, "a weaker decoder (32 units)"),
-}

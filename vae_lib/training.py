@@ -339,7 +339,11 @@ def fit(
     }
     settings = {"epochs": epochs, **options_, "seed": seed}
     settings.update(n_train=n_examples, device=str(device))
-    history = History(settings=settings)
+    train_curves = [f"{model.train_prefix}{c}" for c in model.curves]
+    # every curve of the run from the start (the val_ ones stay empty without validation
+    # data), as the old trainers did: history.val_elbo and plot_history work either way
+    val_curves = [f"val_{c}" for c in model.curves]
+    history = History(settings=settings, **{name: [] for name in train_curves + val_curves})
 
     def step(batch: Any, epoch: int, batch_index: int, steps_done: int):
         run.step = steps_done
@@ -365,7 +369,7 @@ def fit(
         n_batches=run.n_batches,
         n_examples=n_examples,
         step=step,
-        train_curves=[f"{model.train_prefix}{c}" for c in model.curves],
+        train_curves=train_curves,
         evaluate=evaluate_val if val is not None else None,
         watch=NonFiniteWatch(
             device, what=model.watched, hint=f"try a smaller learning rate (lr={opts.lr})"
