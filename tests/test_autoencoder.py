@@ -1,5 +1,7 @@
 """The deterministic autoencoder: shapes, its objective, training with fit, plots, bad input."""
 
+import dataclasses
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -48,8 +50,7 @@ def test_shapes(model, x):
     assert model.encode(x[None]).shape == (1, 5, 3)
     out = model(x)
     assert isinstance(out, AutoencoderOutput)
-    for part in (out.elbo, out.reconstruction, out.kl):
-        assert part.shape == (5,)
+    assert out.reconstruction.shape == (5,)
     assert out.z.shape == (5, 3) and out.decoder_output.shape == (5, 1, 6, 6)
     assert model.reconstruct(x).shape == x.shape
 
@@ -80,14 +81,40 @@ def test_grey_levels_are_scored_as_soft_targets(model):
     torch.testing.assert_close(out.reconstruction, -bce)
 
 
-def test_no_kl_and_elbo_is_the_reconstruction(model, x):
-    a = model(x, beta=1.0, generator=torch.Generator().manual_seed(0))
-    b = model(x, beta=7.0, generator=torch.Generator().manual_seed(1))
-    assert torch.equal(a.kl, torch.zeros(5))
-    torch.testing.assert_close(a.elbo, a.reconstruction)
-    # deterministic: neither beta nor the generator changes anything
-    torch.testing.assert_close(a.elbo, b.elbo)
-    torch.testing.assert_close(a.z, b.z)
+def test_the_output_has_no_kl_and_no_elbo(model, x):
+    # an autoencoder defines no p(x): its output is the reconstruction, not a bound
+    assert [f.name for f in dataclasses.fields(AutoencoderOutput)] == [
+        "reconstruction",
+        "z",
+        "decoder_output",
+    ]
+    assert model.curves == ("reconstruction",)
+    with pytest.raises(TypeError):
+        model(x, beta=1.0)  # nothing for a KL weight to weigh
+    with pytest.raises(ValueError, match="iwae_bound needs a latent-variable model"):
+        V.iwae_bound(model, x, 5)
+
+
+def test_forward_is_deterministic(model, x):
+    a = model(x, generator=torch.Generator().manual_seed(0))
+    b = model(x, generator=torch.Generator().manual_seed(1))
+    c = model(x)
+    for other in (b, c):
+        torch.testing.assert_close(a.reconstruction, other.reconstruction, rtol=0, atol=0)
+        torch.testing.assert_close(a.z, other.z, rtol=0, atol=0)
+
+
+def test_loss_is_minus_the_mean_reconstruction_whatever_the_kl_options(model, x):
+    from vae_lib.training import Run
+    from vae_lib.vae import ImageOptions
+
+    expected = model(x).reconstruction
+    for options in ({}, {"beta": 5.0, "kl_warmup_epochs": 3.0}):
+        run = Run(ImageOptions(**options), torch.Generator().manual_seed(0), n_batches=4)
+        loss, parts = model.loss(x, run)
+        assert list(parts) == ["reconstruction"]
+        torch.testing.assert_close(parts["reconstruction"], expected)
+        torch.testing.assert_close(loss, -expected.mean())
 
 
 def test_reconstruct_gives_pixel_probabilities(model, x):
@@ -99,7 +126,7 @@ def test_reconstruct_gives_pixel_probabilities(model, x):
 
 
 def test_gradient_reaches_encoder_and_decoder(model, x):
-    (-model(x).elbo.mean()).backward()
+    (-model(x).reconstruction.mean()).backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
 
@@ -145,17 +172,33 @@ def test_fit_trains_the_reconstruction(mnist_small):
     train_x, _, val_x = mnist_small
     V.set_seed(0)
     model = Autoencoder(AutoencoderConfig(hidden_dims=(64,), latent_dim=8))
-    val_bin = V.binarize_images(val_x, "static", torch.Generator().manual_seed(0))
-    before = V.evaluate_elbo(model, val_bin)
-    history = V.fit(model, train_x, epochs=3, val_x=val_x, binarize="dynamic", progress=False)
-    after = V.evaluate_elbo(model, val_bin)
+    val_bin = V.data.binarize_images(val_x, "static", torch.Generator().manual_seed(0))
+    before = V.evaluate(model, val_bin)
+    history = V.fit(model, train_x, epochs=3, val=val_x, binarize="dynamic", progress=False)
+    after = V.evaluate(model, val_bin)
+    assert set(after) == {"reconstruction"}  # no ELBO, no KL
     assert before["reconstruction"] < -500  # an untrained decoder: about 784 log 2 = 543 nats
     assert after["reconstruction"] > before["reconstruction"] + 200
-    assert after["kl"] == 0 and after["elbo"] == pytest.approx(after["reconstruction"])
-    assert history.train_kl == [0.0, 0.0, 0.0]
-    assert history.train_elbo == history.train_reconstruction
-    assert history.train_elbo[-1] > history.train_elbo[0]
-    assert history.val_elbo[-1] > history.val_elbo[0]
+    assert set(history.curves) == {"train_reconstruction", "val_reconstruction"}
+    assert len(history.train_reconstruction) == len(history.val_reconstruction) == 3
+    assert history.train_reconstruction[-1] > history.train_reconstruction[0]
+    assert history.val_reconstruction[-1] > history.val_reconstruction[0]
+    # the validation value is the mean reconstruction of a binarized val_x, in eval mode
+    assert history.val_reconstruction[-1] == pytest.approx(after["reconstruction"], abs=5.0)
+
+
+def test_fit_refuses_free_bits_before_training(monkeypatch):
+    steps = []
+    monkeypatch.setattr(V.training, "train_loop", lambda *a, **k: steps.append(1))
+    model = Autoencoder(AutoencoderConfig(input_shape=(4,), hidden_dims=(8,), latent_dim=2))
+    x = torch.rand(16, 4)
+    with pytest.raises(ValueError, match="free_bits is a floor on a KL term"):
+        V.fit(model, x, epochs=1, free_bits=0.5, progress=False)
+    with pytest.raises(ValueError, match="free_bits is a floor on a KL term"):
+        V.evaluate(model, x, free_bits=0.5)
+    with pytest.raises(ValueError, match=r"fit got \['gamma'\] for the model Autoencoder"):
+        V.fit(model, x, epochs=1, gamma=0.5, progress=False)
+    assert not steps
 
 
 def test_plot_latent_manifold_draws_a_2d_autoencoder():
@@ -182,8 +225,8 @@ def test_bad_input_is_rejected(model):
         model(torch.full((2, 1, 6, 6), 2.0))
     with pytest.raises(ValueError, match="one batch dimension"):
         model(torch.zeros(3, 2, 1, 6, 6))
-    with pytest.raises(ValueError, match="beta"):
-        model(torch.zeros(2, 1, 6, 6), beta=-1.0)
+    with pytest.raises(ValueError, match="generator must be a torch.Generator"):
+        model(torch.zeros(2, 1, 6, 6), generator="x")
     with pytest.raises(NotImplementedError, match="no prior"):
         model.sample(4)
 

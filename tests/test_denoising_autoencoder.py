@@ -33,7 +33,8 @@ def test_defaults_and_shapes(x):
     out = small()(x)
     assert isinstance(out, AutoencoderOutput)
     assert out.z.shape == (5, 3) and out.decoder_output.shape == (5, 1, 6, 6)
-    assert out.reconstruction.shape == (5,) and torch.equal(out.kl, torch.zeros(5))
+    assert out.reconstruction.shape == (5,) and not hasattr(out, "kl")
+    assert DenoisingAutoencoder.curves == ("reconstruction",)
 
 
 def test_masking_zeroes_a_noise_level_fraction_and_keeps_the_rest():
@@ -117,16 +118,36 @@ def test_forward_encodes_the_corrupted_input_and_scores_the_clean_one(corruption
     torch.testing.assert_close(out.z, z)
     bce = F.binary_cross_entropy_with_logits(logits, x.flatten(1), reduction="none").sum(1)
     torch.testing.assert_close(out.reconstruction, -bce)
-    torch.testing.assert_close(out.elbo, out.reconstruction)
     # the corruption did change the codes (so the checks above tell corrupted from clean)
     assert not torch.allclose(out.z, m.encoder(x.flatten(1)))
 
 
 def test_gradient_reaches_encoder_and_decoder(x):
     m = small().train()
-    (-m(x, generator=torch.Generator().manual_seed(0)).elbo.mean()).backward()
+    (-m(x, generator=torch.Generator().manual_seed(0)).reconstruction.mean()).backward()
     for name, p in m.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_the_training_loss_corrupts_with_the_runs_generator(x):
+    from vae_lib.training import Run
+    from vae_lib.vae import ImageOptions
+
+    m = small(noise_level=0.4).train()
+    loss, parts = m.loss(x, Run(ImageOptions(), torch.Generator().manual_seed(3)))
+    noisy = m(x, generator=torch.Generator().manual_seed(3))  # the same mask
+    torch.testing.assert_close(parts["reconstruction"], noisy.reconstruction)
+    torch.testing.assert_close(loss, -noisy.reconstruction.mean())
+    clean = m.eval()(x).reconstruction
+    assert not torch.allclose(parts["reconstruction"], clean)
+    # in eval mode (fit's validation, evaluate) the loss scores the clean input
+    _, parts = m.loss(x, Run(ImageOptions(), torch.Generator().manual_seed(3)))
+    torch.testing.assert_close(parts["reconstruction"], clean)
+
+
+def test_a_bad_generator_is_named(x):
+    with pytest.raises(ValueError, match="generator must be a torch.Generator"):
+        small().train()(x, generator=0)
 
 
 def _masked_reconstruction(model, x, p, seed):
@@ -140,7 +161,7 @@ def _masked_reconstruction(model, x, p, seed):
 
 def test_fit_learns_to_denoise_better_than_a_plain_autoencoder(mnist_small):
     train_x, _, val_x = mnist_small
-    val_bin = V.binarize_images(val_x, "static", torch.Generator().manual_seed(0))
+    val_bin = V.data.binarize_images(val_x, "static", torch.Generator().manual_seed(0))
     p = 0.5
     models = {}
     for name, cls, cfg_cls, extra in (
@@ -150,7 +171,7 @@ def test_fit_learns_to_denoise_better_than_a_plain_autoencoder(mnist_small):
         V.set_seed(0)
         model = cls(cfg_cls(hidden_dims=(64,), latent_dim=8, **extra))
         untrained = _masked_reconstruction(model, val_bin, p, seed=1)
-        history = V.fit(model, train_x, epochs=5, val_x=val_x, binarize="dynamic", progress=False)
+        history = V.fit(model, train_x, epochs=5, val=val_x, binarize="dynamic", progress=False)
         assert not model.training
         models[name] = (model, history, untrained)
 
@@ -164,7 +185,7 @@ def test_fit_learns_to_denoise_better_than_a_plain_autoencoder(mnist_small):
     assert clean["ae"] > clean["dae"] + 10
     # fit's validation numbers are computed in eval mode, so on clean inputs
     assert history.val_reconstruction[-1] == pytest.approx(clean["dae"], abs=1e-3)
-    assert V.evaluate_elbo(dae, val_bin)["reconstruction"] == pytest.approx(clean["dae"], abs=1e-3)
+    assert V.evaluate(dae, val_bin)["reconstruction"] == pytest.approx(clean["dae"], abs=1e-3)
     # (a denoiser trained at p = 0.5 reconstructs masked inputs better than clean ones: it has
     # only ever seen half-blank images, so do not expect train < val reconstruction here)
 

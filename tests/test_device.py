@@ -142,14 +142,14 @@ def test_set_seed_rejects_non_integers(seed):
 # -- configure_threads ----------------------------------------------------------------------------
 def test_configure_threads_sets_the_count(monkeypatch, restore_threads):
     monkeypatch.delenv("VAE_LIB_THREADS", raising=False)
-    assert vae_lib.configure_threads(1) == 1
+    assert vae_lib.device.configure_threads(1) == 1
     assert torch.get_num_threads() == 1
 
 
 def test_configure_threads_keeps_the_default_without_the_variable(monkeypatch, restore_threads):
     monkeypatch.delenv("VAE_LIB_THREADS", raising=False)
     torch.set_num_threads(1)
-    assert vae_lib.configure_threads() == 1
+    assert vae_lib.device.configure_threads() == 1
     assert torch.get_num_threads() == 1
 
 
@@ -157,13 +157,13 @@ def test_configure_threads_keeps_the_default_without_the_variable(monkeypatch, r
 def test_configure_threads_reads_the_variable(monkeypatch, restore_threads, value):
     monkeypatch.setenv("VAE_LIB_THREADS", value)
     torch.set_num_threads(2)
-    assert vae_lib.configure_threads() == 1
+    assert vae_lib.device.configure_threads() == 1
     assert torch.get_num_threads() == 1
 
 
 def test_configure_threads_argument_beats_the_variable(monkeypatch, restore_threads):
     monkeypatch.setenv("VAE_LIB_THREADS", "abc")  # not read when n is given
-    assert vae_lib.configure_threads(1) == 1
+    assert vae_lib.device.configure_threads(1) == 1
 
 
 @pytest.mark.parametrize("value", ["abc", "1.5", "0", "-2"])
@@ -171,7 +171,7 @@ def test_configure_threads_bad_variable(monkeypatch, restore_threads, value):
     monkeypatch.setenv("VAE_LIB_THREADS", value)
     before = torch.get_num_threads()
     with pytest.raises(ValueError, match="VAE_LIB_THREADS|threads"):
-        vae_lib.configure_threads()
+        vae_lib.device.configure_threads()
     assert torch.get_num_threads() == before
 
 
@@ -179,7 +179,7 @@ def test_configure_threads_bad_variable(monkeypatch, restore_threads, value):
 def test_configure_threads_bad_argument(restore_threads, n):
     before = torch.get_num_threads()
     with pytest.raises(ValueError, match="threads"):
-        vae_lib.configure_threads(n)
+        vae_lib.device.configure_threads(n)
     assert torch.get_num_threads() == before
 
 
@@ -191,12 +191,15 @@ def _check_everything_stays_on(device_type: str):
     model = model.to(device)
     x = (torch.rand(64, 1, 8, 8, generator=torch.Generator().manual_seed(0)) > 0.5).float()
     history = vae_lib.fit(
-        model, x, epochs=1, batch_size=16, val_x=x[:16], progress=False, binarize="dynamic"
+        model, x, epochs=1, batch_size=16, val=x[:16], progress=False, binarize="dynamic"
     )
     assert history.settings["device"].startswith(device_type)
     assert len(history.train_elbo) == 1 and np.isfinite(history.train_elbo[0])
     assert np.isfinite(history.val_elbo[0])
     assert all(p.device.type == device_type for p in model.parameters())
+    values = vae_lib.evaluate(model, x[:16])  # CPU data, noise from a generator on the device
+    assert set(values) == {"elbo", "reconstruction", "kl"}
+    assert all(np.isfinite(v) for v in values.values()) and values["kl"] >= 0
     assert all(b.device.type == device_type for b in model.buffers())
 
     out = model(x[:4].to(device))
@@ -243,9 +246,9 @@ def test_training_and_estimates_stay_on_cpu():
 # -- device= arguments (issue 13): checked, named, before any work ------------------------------
 def test_resolve_device_defaults_to_the_default_device(monkeypatch):
     monkeypatch.delenv("VAE_LIB_DEVICE", raising=False)
-    assert vae_lib.resolve_device(None) == vae_lib.default_device()
-    assert vae_lib.resolve_device("cpu") == torch.device("cpu")
-    assert vae_lib.resolve_device(torch.device("cpu")) == torch.device("cpu")
+    assert vae_lib.device.resolve_device(None) == vae_lib.default_device()
+    assert vae_lib.device.resolve_device("cpu") == torch.device("cpu")
+    assert vae_lib.device.resolve_device(torch.device("cpu")) == torch.device("cpu")
 
 
 @pytest.mark.parametrize(
@@ -263,7 +266,7 @@ def test_resolve_device_defaults_to_the_default_device(monkeypatch):
 )
 def test_a_device_this_machine_lacks_is_named(device, match):
     with pytest.raises(ValueError, match=match):
-        vae_lib.resolve_device(device)
+        vae_lib.device.resolve_device(device)
 
 
 def test_zoo_load_checks_its_device_before_loading(monkeypatch):

@@ -39,19 +39,19 @@ def test_gaussian_kl_is_zero_only_at_the_prior(gen):
 def test_diagonal_gaussian_kl_matches_torch_distributions(gen):
     args = [torch.randn(8, 3, generator=gen, dtype=torch.float64) for _ in range(4)]
     expected = kl_divergence(diag_normal(args[0], args[1]), diag_normal(args[2], args[3]))
-    torch.testing.assert_close(V.diagonal_gaussian_kl(*args), expected)
+    torch.testing.assert_close(V.distributions.diagonal_gaussian_kl(*args), expected)
     # against the standard normal it reduces to gaussian_kl
     zeros = torch.zeros_like(args[0])
     torch.testing.assert_close(
-        V.diagonal_gaussian_kl(args[0], args[1], zeros, zeros), V.gaussian_kl(args[0], args[1])
+        V.distributions.diagonal_gaussian_kl(args[0], args[1], zeros, zeros), V.gaussian_kl(args[0], args[1])
     )
 
 
 def test_kl_is_not_symmetric():
     mu_q, lv_q = torch.tensor([[0.0]]), torch.tensor([[math.log(0.25)]])
     mu_p, lv_p = torch.tensor([[1.0]]), torch.tensor([[0.0]])
-    forward = V.diagonal_gaussian_kl(mu_q, lv_q, mu_p, lv_p)
-    backward = V.diagonal_gaussian_kl(mu_p, lv_p, mu_q, lv_q)
+    forward = V.distributions.diagonal_gaussian_kl(mu_q, lv_q, mu_p, lv_p)
+    backward = V.distributions.diagonal_gaussian_kl(mu_p, lv_p, mu_q, lv_q)
     assert abs(forward.item() - backward.item()) > 0.5
 
 
@@ -102,7 +102,7 @@ def test_likelihoods_reject_bad_shapes_and_dtypes():
     with pytest.raises(ValueError, match="floating-point"):
         V.bernoulli_log_likelihood(torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 3))
     with pytest.raises(ValueError, match="broadcast"):
-        V.gaussian_log_likelihood(torch.zeros(2, 3), torch.zeros(5, 3), 0.0)
+        V.distributions.gaussian_log_likelihood(torch.zeros(2, 3), torch.zeros(5, 3), 0.0)
 
 
 def test_gaussian_log_likelihood_matches_torch_distributions(gen):
@@ -110,11 +110,11 @@ def test_gaussian_log_likelihood_matches_torch_distributions(gen):
     mean = torch.randn(5, 7, generator=gen, dtype=torch.float64)
     logvar = torch.randn(5, 7, generator=gen, dtype=torch.float64)
     torch.testing.assert_close(
-        V.gaussian_log_likelihood(x, mean, logvar), diag_normal(mean, logvar).log_prob(x)
+        V.distributions.gaussian_log_likelihood(x, mean, logvar), diag_normal(mean, logvar).log_prob(x)
     )
     # a scalar log-variance shared by every coordinate
     expected = Normal(mean, math.exp(0.5 * -1.3)).log_prob(x).sum(-1)
-    torch.testing.assert_close(V.gaussian_log_likelihood(x, mean, -1.3), expected)
+    torch.testing.assert_close(V.distributions.gaussian_log_likelihood(x, mean, -1.3), expected)
 
 
 def test_standard_normal_and_diagonal_log_probs(gen):
@@ -304,7 +304,7 @@ def test_gaussian_kl_full_reduces_to_the_diagonal_formulas(gen):
     logvar_p = torch.randn(6, 3, generator=gen, dtype=torch.float64)
     torch.testing.assert_close(
         V.gaussian_kl_full(mu, cov, mu_p, torch.diag_embed(logvar_p.exp())),
-        V.diagonal_gaussian_kl(mu, logvar, mu_p, logvar_p),
+        V.distributions.diagonal_gaussian_kl(mu, logvar, mu_p, logvar_p),
     )
 
 
@@ -356,7 +356,7 @@ def test_reparameterize_names_a_bad_generator():
 )
 def test_gaussian_log_likelihood_names_a_bad_logvar(logvar, match):
     with pytest.raises(ValueError, match=match):
-        V.gaussian_log_likelihood(torch.zeros(2, 4), torch.zeros(2, 4), logvar)
+        V.distributions.gaussian_log_likelihood(torch.zeros(2, 4), torch.zeros(2, 4), logvar)
 
 
 @pytest.mark.parametrize(

@@ -57,6 +57,27 @@ def data() -> torch.Tensor:
     return torch.empty(6, 1, 4, 4, device="meta")
 
 
+def loss_parts_on_meta(train: bool) -> None:
+    """What :func:`vae_lib.evaluate` (``train=False``) and a step of :func:`vae_lib.fit`
+    (``train=True``) compute, through the model's hooks. Both functions first make a
+    ``torch.Generator`` on the model's device, which the meta device cannot have, so the run
+    here draws from the global generator; the values a meta tensor cannot give are not checked
+    (they were checked once, before the first step, by ``training_data``)."""
+    from vae_lib.checks import skip_value_checks
+    from vae_lib.training import Run
+    from vae_lib.vae import ImageOptions
+
+    model = tiny_vae()
+    run = Run(ImageOptions(beta=2.0, kl_warmup_epochs=1.0, free_bits=0.5), generator=None)
+    with skip_value_checks():
+        x = model.training_data(data(), run, name="data")
+        if train:
+            loss, _ = model.loss(x, run)
+            loss.backward()
+        else:
+            model.evaluation(x, run)
+
+
 CALLS = {
     "rate_distortion": lambda: V.rate_distortion(tiny_vae(), data()),
     "kl_per_dimension": lambda: V.kl_per_dimension(tiny_vae(), data()),
@@ -64,14 +85,15 @@ CALLS = {
     "frechet_distance": lambda: V.frechet_distance(
         torch.empty(10, 3, device="meta"), torch.empty(10, 3, device="meta")
     ),
-    "gaussian_frechet_distance": lambda: V.gaussian_frechet_distance(
+    "gaussian_frechet_distance": lambda: V.frechet.gaussian_frechet_distance(
         *(torch.empty(*s, device="meta") for s in ((3,), (3, 3), (3,), (3, 3)))
     ),
     "encoder_gradient_variance": lambda: V.encoder_gradient_variance(
         tiny_vae(), data(), estimator="pathwise", n_draws=2
     ),
     "iwae_bound": lambda: V.iwae_bound(tiny_vae(), data(), 3),
-    "evaluate_elbo": lambda: V.evaluate_elbo(tiny_vae(), data()),
+    "evaluate": lambda: loss_parts_on_meta(train=False),
+    "fit_step": lambda: loss_parts_on_meta(train=True),
     "encode_mean": lambda: V.encode_mean(tiny_vae(), data()),
 }
 

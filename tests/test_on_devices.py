@@ -56,13 +56,16 @@ def test_classifier_and_frechet_distance(device):
         ),
     )
     x, y = binary(64), torch.arange(64) % 10
-    history = V.fit_classifier(clf, x, y, epochs=1, batch_size=16, progress=False)
+    history = V.fit(
+        clf, (x, y), epochs=1, batch_size=16, val=(x[:16], y[:16]), max_shift=1, progress=False
+    )
     assert history.settings["device"].startswith(device.type)
+    assert len(history.val_accuracy) == 1 and 0 <= history.val_accuracy[0] <= 1
     p = clf.predict_proba(x)
     assert p.device.type == device.type and torch.allclose(p.sum(1), torch.ones(64, device=device))
     features = V.classifier_features(clf, x)
     assert features.device.type == device.type
-    d = V.classifier_frechet_distance(clf, x, binary(64, seed=1))
+    d = V.frechet.classifier_frechet_distance(clf, x, binary(64, seed=1))
     assert d >= 0 and d == pytest.approx(
         V.frechet_distance(features, V.classifier_features(clf, binary(64, seed=1))), rel=1e-6
     )
@@ -72,8 +75,10 @@ def test_conv_vae_trains_and_is_scored(device):
     config = V.ConvVAEConfig(input_shape=SHAPE, channels=(4, 8), hidden_dim=16, latent_dim=2)
     model = on(device, lambda: V.ConvVAE(config))
     x = binary(32)
-    history = V.fit(model, x, epochs=1, batch_size=16, val_x=x[:8], progress=False)
+    history = V.fit(model, x, epochs=1, batch_size=16, val=x[:8], progress=False)
     assert history.settings["device"].startswith(device.type)
+    values = V.evaluate(model, x, generator=torch.Generator(device).manual_seed(0))
+    assert values["elbo"] == pytest.approx(values["reconstruction"] - values["kl"], rel=1e-5)
     bound = V.iwae_bound(model, x[:4], 5, generator=torch.Generator(device).manual_seed(0))
     assert bound.device.type == device.type and torch.isfinite(bound).all()
 
@@ -83,7 +88,7 @@ def test_dcgan_with_spectral_norm_and_an_averaged_generator(device):
         input_shape=SHAPE, latent_dim=4, architecture="conv", channels=(4, 8), spectral_norm=True
     )
     gan = on(device, lambda: V.GAN(config))
-    history = V.fit_gan(gan, binary(32), epochs=1, batch_size=16, generator_ema=0.9, progress=False)
+    history = V.fit(gan, binary(32), epochs=1, batch_size=16, generator_ema=0.9, progress=False)
     assert history.settings["device"].startswith(device.type)
     samples = gan.sample(5, generator=torch.Generator(device).manual_seed(0))
     assert samples.device.type == device.type and samples.shape == (5, *SHAPE)
@@ -91,7 +96,8 @@ def test_dcgan_with_spectral_norm_and_an_averaged_generator(device):
 
 def test_rbm_trains_samples_and_estimates_its_partition_function(device):
     rbm = on(device, lambda: V.RBM(V.RBMConfig(input_shape=SHAPE, n_hidden=6)))
-    V.fit_rbm(rbm, binary(40), epochs=1, batch_size=20, progress=False)
+    history = V.fit(rbm, binary(40), epochs=1, batch_size=20, progress=False)
+    assert history.settings["device"].startswith(device.type)
     g = torch.Generator(device).manual_seed(0)
     samples = rbm.sample(4, n_steps=3, generator=g)
     assert samples.device.type == device.type

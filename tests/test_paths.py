@@ -167,7 +167,7 @@ def test_environment_variables_override_both(tmp_path, monkeypatch, user_dirs, i
     assert vae_lib.data.data_root() == tmp_path / "my-data"
     assert vae_lib.paths.cache_dir() == tmp_path / "my-cache"
     # an argument still beats the variable
-    assert vae_lib.data_root(tmp_path / "arg") == tmp_path / "arg"
+    assert vae_lib.data.data_root(tmp_path / "arg") == tmp_path / "arg"
     assert vae_lib.paths.cache_dir(tmp_path / "arg") == tmp_path / "arg"
 
 

@@ -141,9 +141,36 @@ def test_plot_history_from_fit():
         vae_lib.VAEConfig(input_shape=(3,), hidden_dims=(4,), latent_dim=1, likelihood="gaussian")
     )
     x = torch.randn(32, 3, generator=torch.Generator().manual_seed(0))
-    h = vae_lib.fit(model, x, epochs=2, batch_size=16, val_x=x[:8], progress=False)
+    h = vae_lib.fit(model, x, epochs=2, batch_size=16, val=x[:8], progress=False)
     ax = vae_lib.plot_history(h, parts=("elbo", "reconstruction", "kl"))
     assert len(ax.get_lines()) == 6
+    np.testing.assert_array_equal(ax.get_lines()[1].get_ydata(), h.val_elbo)
+
+
+def test_plot_history_from_fit_without_validation():
+    model = vae_lib.VAE(
+        vae_lib.VAEConfig(input_shape=(3,), hidden_dims=(4,), latent_dim=1, likelihood="gaussian")
+    )
+    x = torch.randn(32, 3, generator=torch.Generator().manual_seed(0))
+    h = vae_lib.fit(model, x, epochs=2, batch_size=16, progress=False)
+    ax = vae_lib.plot_history(h, parts=("elbo", "kl"))
+    assert [line.get_label() for line in ax.get_lines()] == ["train elbo", "train kl"]
+
+
+def test_plot_history_of_an_autoencoder_draws_its_reconstruction():
+    # an autoencoder's history has the reconstruction only (no ELBO, no KL)
+    ae = vae_lib.Autoencoder(
+        vae_lib.AutoencoderConfig(
+            input_shape=(3,), hidden_dims=(4,), latent_dim=1, likelihood="gaussian"
+        )
+    )
+    x = torch.randn(32, 3, generator=torch.Generator().manual_seed(0))
+    h = vae_lib.fit(ae, x, epochs=2, batch_size=16, val=x[:8], progress=False)
+    ax = vae_lib.plot_history(h, parts=("reconstruction",))
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert labels == ["train reconstruction", "validation reconstruction"]
+    with pytest.raises(AttributeError, match="no curve 'train_elbo'"):
+        vae_lib.plot_history(h)
 
 
 @pytest.mark.parametrize("parts", [(), ("loss",), ("elbo", "nll"), ("ELBO",)])

@@ -157,9 +157,26 @@ def test_extra_leading_batch_dimensions_give_one_correct_elbo_per_example(model)
     torch.testing.assert_close(out.elbo, flat.elbo.reshape(3, 3))
 
 
+def test_the_latent_variable_protocol_of_iwae_bound(model, x):
+    # what vae_lib.iwae_bound asks of a model, here the VAE's own methods unchecked
+    batch = model.scoring_batch(x.double())  # moved to the model's dtype (and device)
+    assert batch.dtype == torch.float32 and torch.equal(batch, x)
+    for got, expected in zip(model.posterior_params(batch), model.encode(x), strict=True):
+        torch.testing.assert_close(got, expected)
+    assert model.prior_params(batch) is None  # N(0, I)
+    z = torch.randn(4, 5, 3, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(model.log_likelihood(batch, z), model.log_px_given_z(x, z))
+    assert model.log_likelihood(batch, z).shape == (4, 5)
+    assert model.iwae_cost == 36 and model.latent_dim == 3
+    with pytest.raises(ValueError, match="expected"):
+        model.scoring_batch(torch.zeros(5, 1, 7, 7))
+    with pytest.raises(ValueError, match="floating-point"):
+        model.scoring_batch(x.long())
+
+
 def test_fit_takes_data_sets_with_one_batch_dimension_only(model):
     x = (torch.rand(30, 3, 1, 6, 6) > 0.5).float()
-    with pytest.raises(ValueError, match=r"train_x has shape \(30, 3, 1, 6, 6\); expected"):
+    with pytest.raises(ValueError, match=r"data has shape \(30, 3, 1, 6, 6\); expected"):
         V.fit(model, x, epochs=1, batch_size=3, progress=False)
 
 

@@ -19,6 +19,7 @@ from typing import NoReturn
 
 import torch
 
+from . import arguments
 from .distributions import bernoulli_log_likelihood, gaussian_log_likelihood
 from .training import Run
 from .vae import ImageModel, _normalise_mlp_config, mlp
@@ -77,8 +78,10 @@ class Autoencoder(ImageModel):
     Differences from :class:`vae_lib.VAE`:
 
     * :meth:`encode` returns the code z itself, ``(B, D)``, not a pair ``(mu, logvar)``.
-    * :meth:`forward` is deterministic (``generator`` is ignored) and its ``kl`` is zero, so
-      ``beta`` has no effect; both arguments exist only for :func:`vae_lib.fit`.
+    * :meth:`forward` gives the reconstruction log-likelihood alone (no KL, no ELBO, no
+      ``beta``), deterministically: ``generator`` only feeds :meth:`corrupt`. Its history
+      from :func:`vae_lib.fit` has ``train_reconstruction`` / ``val_reconstruction`` only,
+      and ``free_bits`` (a floor on a KL term) is refused.
     * :meth:`sample` raises: without a prior there is nothing to sample z from.
 
     Subclasses (a denoising autoencoder, say) can override :meth:`corrupt`, which
@@ -154,8 +157,10 @@ class Autoencoder(ImageModel):
         """Reconstruction log-likelihood of each example in ``x (B, *input_shape)``, in nats.
 
         Computes z = encoder(corrupt(x)) and log p(x | z), scored against the clean ``x``.
-        ``generator`` is passed to :meth:`corrupt` and is otherwise unused.
+        ``generator`` (optional, on the model's device) is passed to :meth:`corrupt` and is
+        otherwise unused.
         """
+        arguments.generator("generator", generator, self.device)
         self._check_x(x)
         if x.dim() != len(self.input_shape) + 1:
             raise ValueError(

@@ -71,6 +71,11 @@ def bernoulli_log_likelihood(x: torch.Tensor, logits: torch.Tensor) -> torch.Ten
     _check_floating("logits", logits)
     _check_same_last_dim("x", x, "logits", logits)
     check_unit_interval("x", x, "for a Bernoulli likelihood")
+    return _bernoulli_log_likelihood(x, logits)
+
+
+def _bernoulli_log_likelihood(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """:func:`bernoulli_log_likelihood` without its checks (for training steps)."""
     x = x.to(logits.dtype)
     if x.shape == logits.shape:
         return (x * logits - softplus(logits)).sum(-1)
@@ -108,6 +113,13 @@ def gaussian_log_likelihood(
     else:
         logvar = arguments.real("logvar", logvar)
     check_finite("x", x, "for a Gaussian likelihood")
+    return _gaussian_log_likelihood(x, mean, logvar)
+
+
+def _gaussian_log_likelihood(
+    x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor | float
+) -> torch.Tensor:
+    """:func:`gaussian_log_likelihood` without its checks (for training steps)."""
     logvar_t = torch.as_tensor(logvar, dtype=mean.dtype, device=mean.device)
     per_dim = -0.5 * (LOG_2PI + logvar_t + (x - mean) ** 2 * torch.exp(-logvar_t))
     return per_dim.expand(torch.broadcast_shapes(per_dim.shape, x.shape, mean.shape)).sum(-1)
@@ -147,6 +159,11 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     _check_floating("logvar", logvar)
     if mu.shape != logvar.shape:
         raise ValueError(f"mu {tuple(mu.shape)} and logvar {tuple(logvar.shape)} must match")
+    return _gaussian_kl(mu, logvar)
+
+
+def _gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """:func:`gaussian_kl` without its checks (for training steps)."""
     return 0.5 * (torch.exp(logvar) + mu.pow(2) - 1.0 - logvar).sum(-1)
 
 

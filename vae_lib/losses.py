@@ -7,7 +7,14 @@ from typing import NamedTuple
 import torch
 
 from . import arguments
-from .distributions import bernoulli_log_likelihood, gaussian_kl, gaussian_log_likelihood
+from .distributions import (
+    _bernoulli_log_likelihood,
+    _gaussian_kl,
+    _gaussian_log_likelihood,
+    bernoulli_log_likelihood,
+    gaussian_kl,
+    gaussian_log_likelihood,
+)
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 
@@ -60,4 +67,22 @@ def elbo(
     else:
         raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
     kl = gaussian_kl(mu, logvar)
+    return ELBO(elbo=reconstruction - beta * kl, reconstruction=reconstruction, kl=kl)
+
+
+def _elbo(
+    x: torch.Tensor,
+    decoder_output: torch.Tensor,
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    likelihood: str,
+    beta: float,
+    obs_logvar: torch.Tensor | None,
+) -> ELBO:
+    """:func:`elbo` without its checks: what a model's training step computes."""
+    if likelihood == "bernoulli":
+        reconstruction = _bernoulli_log_likelihood(x, decoder_output)
+    else:
+        reconstruction = _gaussian_log_likelihood(x, decoder_output, obs_logvar)
+    kl = _gaussian_kl(mu, logvar)
     return ELBO(elbo=reconstruction - beta * kl, reconstruction=reconstruction, kl=kl)

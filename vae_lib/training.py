@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from . import arguments
+from .checks import skip_value_checks
 from .data import minibatches
 from .distributions import gaussian_kl_per_dimension
 from .loop import History, NonFiniteWatch, TrainingState, train_loop
@@ -120,7 +121,7 @@ class FitOptions:
         unknown = sorted(set(keywords) - set(valid))
         if unknown:
             raise ValueError(
-                f"fit got {unknown} for a {family}, which takes epochs, val, seed, progress, "
+                f"fit got {unknown} for the model {family}, which takes epochs, val, seed, progress, "
                 f"checkpoint, checkpoint_seconds and its options {valid}"
             )
         return cls(**keywords)
@@ -351,7 +352,8 @@ def fit(
 
     def evaluate_val() -> dict[str, float]:
         model.eval()
-        values = model.evaluation(val, run)
+        with skip_value_checks():  # the validation data was checked once, above
+            values = model.evaluation(val, run)
         return {f"val_{name}": value for name, value in values.items()}
 
     def postfix(values: Mapping[str, float]) -> dict[str, str]:
@@ -396,14 +398,16 @@ def evaluate(
     """The mean per-example parts of the model's loss over ``data`` (for a VAE the one-sample
     ELBO, reconstruction and KL in nats per example), in eval mode and in chunks of
     ``batch_size``; the model's mode is restored. ``data`` is what :func:`fit` takes;
-    ``generator`` (on the model's device) draws the noise; ``options`` as in :func:`fit`."""
+    ``generator`` (on the model's device) draws the noise (without one, a generator seeded
+    from PyTorch's global one, so that :func:`vae_lib.set_seed` fixes the result);
+    ``options`` as in :func:`fit`."""
     model = _check_model(model)
     batch_size = arguments.positive_int("batch_size", batch_size)
     arguments.generator("generator", generator, model.device)
     opts = type(model).Options.from_keywords(type(model).__name__, options)
-    if generator is None:
-        generator = torch.Generator(device=model.device)
-        generator.seed()
+    if generator is None:  # seeded from the global generator: set_seed makes it reproducible
+        seed = int(torch.randint(2**63 - 1, (1,), dtype=torch.int64).item())
+        generator = torch.Generator(device=model.device).manual_seed(seed)
     run = Run(options=opts, generator=generator)
     data = model.training_data(data, run, name="data")
     was_training = model.training

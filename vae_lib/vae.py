@@ -17,7 +17,7 @@ from .checks import check_finite, check_unit_interval
 from .data import binarize_images, minibatches
 from .distributions import bernoulli_log_likelihood, gaussian_log_likelihood, reparameterize
 from .elementwise import ELU, Softplus
-from .losses import LIKELIHOODS, elbo
+from .losses import LIKELIHOODS, _elbo
 from .training import FitOptions, Run, Trainable, free_bits_kl, kl_weight
 
 #: Hidden-layer nonlinearities by name. ELU and softplus are :mod:`vae_lib.elementwise`'s
@@ -274,14 +274,14 @@ class VAEBase(ImageModel):
         z = reparameterize(mu, logvar, generator=generator)
         out = self._decode(z)
         event = len(self.input_shape)
-        parts = elbo(
+        parts = _elbo(
             x.flatten(start_dim=x.dim() - event),
             out.flatten(start_dim=out.dim() - event),
             mu,
             logvar,
-            likelihood=self.likelihood,
-            beta=beta,
-            obs_logvar=self.obs_logvar,
+            self.likelihood,
+            beta,
+            self.obs_logvar,
         )
         return VAEOutput(
             elbo=parts.elbo,
