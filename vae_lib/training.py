@@ -121,8 +121,8 @@ class FitOptions:
         unknown = sorted(set(keywords) - set(valid))
         if unknown:
             raise ValueError(
-                f"fit got {unknown} for the model {family}, which takes epochs, val, seed, progress, "
-                f"checkpoint, checkpoint_seconds and its options {valid}"
+                f"fit got {unknown} for the model {family}, which takes epochs, val, seed, "
+                f"progress, checkpoint, checkpoint_seconds and its options {valid}"
             )
         return cls(**keywords)
 
