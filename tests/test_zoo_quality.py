@@ -29,7 +29,7 @@ def test_the_convolutional_vae_is_measured_beside_the_mlp_on_the_same_images():
 
 def test_the_rbm_reaches_its_target_by_ais():
     ais = METRICS["mnist_rbm"]["nll_ais"]
-    assert ais["protocol"] == zoo.MEASURE_PROTOCOLS["nll_ais"]
+    assert ais["protocol"] == zoo.METRICS["nll_ais"].protocol
     assert ais["value"] <= 95.0
     assert ais["log_z_std"] < 1.0  # the AIS runs agree to within a nat
 
@@ -75,7 +75,9 @@ SHORT_ON_PURPOSE = {"reference_vae"}
     [
         n
         for n, e in zoo.ENTRIES.items()
-        if e.trainer == "fit" and e.data == "mnist" and n not in SHORT_ON_PURPOSE
+        if e.model in ("VAE", "ConvVAE", "Autoencoder", "DenoisingAutoencoder")
+        and e.data == "mnist"
+        and n not in SHORT_ON_PURPOSE
     ],
 )
 def test_every_mnist_vae_and_autoencoder_ran_until_its_validation_curve_was_flat(name):
@@ -93,10 +95,10 @@ PYRO_CVAE = {1: 71.8, 2: 51.0, 3: 24.2}
 
 def test_the_completion_cvae_beats_its_regression_and_pyros_cvae_on_every_row():
     cvae, regression = METRICS["quadrant_cvae"]["completion"], METRICS["quadrant_regressor"]
-    assert cvae["protocol"] == zoo.MEASURE_PROTOCOLS["completion"]
+    assert cvae["protocol"] == zoo.METRICS["completion"].protocol
     for n in V.quadrants.QUADRANT_COUNTS:
         row = cvae[str(n)]
-        assert row["k"] == zoo.COMPLETION_K
+        assert row["k"] == zoo.metrics.COMPLETION_K
         assert row["value"] <= row["elbo"]  # the IWAE bound is the tighter one
         assert row["value"] < regression["completion"][str(n)]["value"]
         assert row["value"] <= PYRO_CVAE[n]
@@ -115,14 +117,14 @@ def test_m2_learns_from_the_unlabelled_images_and_was_trained_on_the_shipped_fea
     assert m2["test_accuracy"]["value"] >= alone["test_accuracy"]["value"] + 0.05
     shipped = zoo.read_manifest()["models"]
     for name in ("m2_semi_supervised", "m2_labels_only"):
-        features = shipped[name]["features"]
+        features = shipped[name]["needs"]["features"]
         # retraining the feature VAE means retraining M2 on its new features
         assert features["sha256"] == shipped[features["model"]]["sha256"], name
 
 
 @pytest.mark.parametrize(
     "name",
-    [n for n, e in zoo.ENTRIES.items() if e.trainer in ("conditional", "quadrant_regressor")],
+    [n for n, e in zoo.ENTRIES.items() if e.model in ("ConditionalVAE", "QuadrantRegressor")],
 )
 def test_every_conditional_model_ran_until_its_validation_curves_were_flat(name):
     history = zoo.load(name, "cpu")[1].history.to_dict()
@@ -136,7 +138,7 @@ def test_every_conditional_model_ran_until_its_validation_curves_were_flat(name)
 
 def test_the_naive_sequence_vae_collapses_to_the_language_model():
     lm, naive = METRICS["words_lm"]["words"], METRICS["words_vae"]["words"]
-    assert lm["protocol"] == naive["protocol"] == zoo.MEASURE_PROTOCOLS["words"]
+    assert lm["protocol"] == naive["protocol"] == zoo.METRICS["measured_words"].protocol
     assert naive["kl"] < 0.5 and naive["active_units"] <= 1
     assert abs(naive["value"] - lm["value"]) < 1.0
 

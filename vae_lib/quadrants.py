@@ -18,6 +18,7 @@ once (:func:`random_quadrant_counts`), which costs one model instead of three.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 import torch
 
 from . import arguments
-from .checks import check_unit_interval
+from .checks import check_finite, check_unit_interval, value_checks_enabled
 from .elementwise import softplus
 from .training import FitOptions, Run, Trainable
 from .vae import ACTIVATIONS, mlp
@@ -36,10 +37,30 @@ MISSING = -1.0
 QUADRANT_COUNTS = (1, 2, 3)
 
 
+def _quadrant_count(value: Any) -> int:
+    """``value`` as one number of given quadrants, 1, 2 or 3: an int, a numpy int or a 0-d
+    integer tensor (never a bool, a float such as ``2.0`` or a string)."""
+    number = value
+    if isinstance(value, torch.Tensor) and value.dim() == 0 and not _is_count_dtype(value):
+        raise ValueError(
+            f"n_given must be one of {QUADRANT_COUNTS}, got a 0-d tensor of dtype {value.dtype}"
+        )
+    if isinstance(value, torch.Tensor) and value.dim() == 0:
+        number = value.item()
+    if isinstance(number, numbers.Integral) and not isinstance(number, bool):
+        number = int(number)
+    return arguments.one_of("n_given", number, QUADRANT_COUNTS)
+
+
+def _is_count_dtype(t: torch.Tensor) -> bool:
+    """Whether ``t`` holds integers (not bools, floats or complex numbers)."""
+    return not (t.is_floating_point() or t.is_complex() or t.dtype == torch.bool)
+
+
 def visible_mask(n_given: int, height: int = 28, width: int = 28) -> torch.Tensor:
     """``(height, width)`` bool mask of the pixels given when ``n_given`` quadrants are: the
     bottom-left quadrant (1), the left half (2), or all but the bottom-right quadrant (3)."""
-    n_given = arguments.one_of("n_given", n_given, QUADRANT_COUNTS)
+    n_given = _quadrant_count(n_given)
     height, width = arguments.positive_int("height", height), arguments.positive_int("width", width)
     mask = torch.zeros(height, width, dtype=torch.bool)
     mask[height // 2 :, : width // 2] = True
@@ -55,8 +76,9 @@ def observe(x: torch.Tensor, n_given: int | torch.Tensor) -> tuple[torch.Tensor,
 
     Args:
         x: ``(B, 1, H, W)`` images in [0, 1].
-        n_given: the number of given quadrants, one for all (an int) or one per image (a
-            ``(B,)`` integer tensor), each in :data:`QUADRANT_COUNTS`.
+        n_given: the number of given quadrants, one for all (an int, a numpy int or a 0-d
+            integer tensor) or one per image (a ``(B,)`` integer tensor; not bool), each in
+            :data:`QUADRANT_COUNTS`.
 
     Returns:
         ``(c, missing)``: ``c (B, H*W)`` the visible pixels with :data:`MISSING` elsewhere
@@ -67,13 +89,18 @@ def observe(x: torch.Tensor, n_given: int | torch.Tensor) -> tuple[torch.Tensor,
     if x.dim() != 4 or x.shape[1] != 1:
         raise ValueError(f"x has shape {tuple(x.shape)}; expected (B, 1, H, W)")
     check_unit_interval("x", x, "(grey levels; divide bytes 0-255 by 255)")
-    if isinstance(n_given, torch.Tensor):
-        if n_given.shape != (x.shape[0],) or n_given.is_floating_point():
-            raise ValueError(f"n_given must be an int or a ({x.shape[0]},) integer tensor")
-        if not bool(((n_given >= 1) & (n_given <= 3)).all()):
-            raise ValueError("every n_given must be 1, 2 or 3")
+    if isinstance(n_given, torch.Tensor) and n_given.dim() > 0:
+        expected = f"an int or a ({x.shape[0]},) integer tensor, one count per image"
+        if not _is_count_dtype(n_given):
+            raise ValueError(f"n_given must be {expected}, got a tensor of dtype {n_given.dtype}")
+        if n_given.shape != (x.shape[0],):
+            raise ValueError(f"n_given must be {expected}, got shape {tuple(n_given.shape)}")
+        if n_given.numel() and value_checks_enabled():
+            low, high = (int(v) for v in torch.aminmax(n_given))
+            if low < 1 or high > 3:
+                raise ValueError(f"every n_given must be 1, 2 or 3, got {low}..{high}")
     else:
-        n_given = arguments.one_of("n_given", n_given, QUADRANT_COUNTS)
+        n_given = _quadrant_count(n_given)
     return _observe(x, n_given)
 
 
@@ -91,8 +118,10 @@ def _observe(x: torch.Tensor, n_given: int | torch.Tensor) -> tuple[torch.Tensor
 
 
 def random_quadrant_counts(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """``(n,)`` numbers of given quadrants drawn uniformly from 1, 2, 3 (on the generator's
-    device, the CPU if None)."""
+    """``(n,)`` numbers of given quadrants drawn uniformly from 1, 2, 3 (n >= 0; on the
+    generator's device, the CPU if None)."""
+    n = arguments.integer("n", n, minimum=0)
+    arguments.generator("generator", generator)
     device = generator.device if generator is not None else None
     return torch.randint(1, 4, (n,), generator=generator, device=device)
 
@@ -100,13 +129,26 @@ def random_quadrant_counts(n: int, generator: torch.Generator | None = None) -> 
 def masked_cross_entropy(x: torch.Tensor, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Binary cross-entropy of targets ``x`` under ``logits``, summed over the pixels of
     ``mask``: ``(B, ...)`` each -> ``(B,)`` nats. For binary x it is -log p(x_mask); for grey
-    levels it is the cross-entropy Pyro's example reports."""
-    if x.shape != logits.shape or mask.shape != x.shape or mask.dtype != torch.bool:
+    levels it is the cross-entropy Pyro's example reports.
+
+    ``x`` (floats in [0, 1]) and ``logits`` (finite floats) have the same shape; ``mask`` is a
+    bool tensor of that shape too, True at the pixels scored (:func:`observe`'s ``missing``).
+    """
+    arguments.float_tensor("x", x, shape="(B, ...)")
+    arguments.float_tensor("logits", logits, shape="(B, ...), that of x")
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        got = f"a {mask.dtype} tensor" if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise ValueError(
+            f"mask must be a bool tensor of the same shape as x, True at the pixels scored "
+            f"(observe gives it), got {got}"
+        )
+    if x.shape != logits.shape or mask.shape != x.shape:
         raise ValueError(
             f"x {tuple(x.shape)}, logits {tuple(logits.shape)} and the bool mask "
             f"{tuple(mask.shape)} must have the same shape"
         )
     check_unit_interval("x", x, "for a cross-entropy")
+    check_finite("logits", logits)
     return _masked_cross_entropy(x, logits, mask)
 
 
@@ -187,11 +229,19 @@ class QuadrantRegressor(Trainable):
         return tuple(self.config.input_shape)
 
     def forward(self, c: torch.Tensor) -> torch.Tensor:
-        """Logits of every pixel: ``c (B, H*W)`` (:func:`observe`) ``-> (B, *input_shape)``."""
+        """Logits of every pixel: ``c (B, H*W)`` (:func:`observe`: pixels in [0, 1], and
+        :data:`MISSING` where hidden), of the model's dtype and on its device,
+        ``-> (B, *input_shape)``."""
         n = math.prod(self.input_shape)
-        arguments.float_tensor("c", c, shape=f"(B, {n})")
+        arguments.float_tensor("c", c, shape=f"(B, {n})", dtype=self.dtype)
         if c.dim() != 2 or c.shape[1] != n:
             raise ValueError(f"c has shape {tuple(c.shape)}; expected (B, {n})")
+        if c.device != self.device:
+            raise ValueError(
+                f"c is on {c.device} but the model is on {self.device}; move it with "
+                f"c.to({str(self.device)!r})"
+            )
+        _check_conditions("c", c)
         return self._forward(c)
 
     def _forward(self, c: torch.Tensor) -> torch.Tensor:
@@ -199,9 +249,16 @@ class QuadrantRegressor(Trainable):
 
     @torch.no_grad()
     def complete(self, x: torch.Tensor, n_given: int | torch.Tensor) -> torch.Tensor:
-        """``x (B, 1, H, W)`` with its missing pixels replaced by the predicted probabilities."""
-        c, missing = observe(x.to(self.device), n_given)
-        return torch.where(missing, torch.sigmoid(self(c)), x.to(self.device))
+        """``x (B, *input_shape)`` (grey levels in [0, 1], of the model's dtype, on any device)
+        with its missing pixels replaced by the predicted probabilities, on the model's device;
+        ``n_given`` as in :func:`observe`."""
+        expected = f"(B, {', '.join(map(str, self.input_shape))})"
+        arguments.float_tensor("x", x, shape=expected, dtype=self.dtype)
+        if tuple(x.shape[1:]) != self.input_shape or x.dim() != len(self.input_shape) + 1:
+            raise ValueError(f"x has shape {tuple(x.shape)}; expected {expected}")
+        x = x.to(self.device)
+        c, missing = observe(x, n_given)
+        return torch.where(missing, torch.sigmoid(self._forward(c)), x)
 
     # -- training (vae_lib.fit) ---------------------------------------------------------------
     def training_data(self, data: Any, run: Run, *, name: str) -> torch.Tensor:
@@ -250,11 +307,44 @@ class QuadrantRegressor(Trainable):
         return total / x.shape[0]
 
 
+def _check_conditions(name: str, c: torch.Tensor) -> None:
+    """Every value of ``c`` is a pixel in [0, 1] or :data:`MISSING` (NaN fails; a value check,
+    skipped inside :func:`vae_lib.checks.skip_value_checks`)."""
+    if not c.numel() or not value_checks_enabled():
+        return
+    bad = ~(((c >= 0) & (c <= 1)) | (c == MISSING))
+    if bool(bad.any()):
+        first = c[bad][0].item()
+        raise ValueError(
+            f"{name} must hold visible pixels in [0, 1] and MISSING ({MISSING}) where a pixel is "
+            f"hidden (what observe gives), but {int(bad.sum())} of its values are neither, "
+            f"e.g. {first:.3g}"
+        )
+
+
 def paired_minibatches(
     tensors: tuple[torch.Tensor, ...], batch_size: int, generator: torch.Generator
 ) -> Iterator[tuple[torch.Tensor, ...]]:
     """One shuffled epoch of minibatches of several tensors with a common first dimension,
     in an order drawn from ``generator`` (on the tensors' device)."""
+    if (
+        not isinstance(tensors, tuple | list)
+        or not tensors
+        or not all(isinstance(t, torch.Tensor) and t.dim() >= 1 for t in tensors)
+    ):
+        raise ValueError("tensors must be a non-empty tuple of tensors with a first dimension")
+    sizes = [t.shape[0] for t in tensors]
+    if len(set(sizes)) != 1:
+        raise ValueError(f"tensors must have a common first dimension, got sizes {sizes}")
+    batch_size = arguments.positive_int("batch_size", batch_size)
+    if not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    return _paired_minibatches(tuple(tensors), batch_size, generator)
+
+
+def _paired_minibatches(
+    tensors: tuple[torch.Tensor, ...], batch_size: int, generator: torch.Generator
+) -> Iterator[tuple[torch.Tensor, ...]]:
     n = tensors[0].shape[0]
     order = torch.randperm(n, generator=generator, device=generator.device)
     for start in range(0, n, batch_size):

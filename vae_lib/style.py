@@ -18,17 +18,29 @@ from . import arguments
 
 
 def _check_images(images: torch.Tensor) -> torch.Tensor:
+    """``images (N, 1, H, W)``: floating-point intensities, finite and >= 0 (any scale: both
+    measures are moments of the ink), as ``(N, H, W)``."""
     arguments.float_tensor("images", images, shape="(N, 1, H, W)")
     if images.dim() != 4 or images.shape[1] != 1:
         raise ValueError(f"images must have shape (N, 1, H, W), got {tuple(images.shape)}")
-    if images.numel() and images.min() < 0:
-        raise ValueError("images must be intensities >= 0")
+    if images.numel():
+        finite = torch.isfinite(images)
+        if not bool(finite.all()):  # NaN would pass the test below
+            raise ValueError(
+                f"images must be finite intensities >= 0, but {int((~finite).sum())} of its "
+                f"{images.numel()} values are NaN or infinite"
+            )
+        if images.min() < 0:
+            raise ValueError(
+                f"images must be intensities >= 0, got values down to {images.min().item():.3g}"
+            )
     return images[:, 0]
 
 
 def slant(images: torch.Tensor) -> torch.Tensor:
-    """Shear of each image's ink: ``(N, 1, H, W)`` intensities -> ``(N,)`` slants (columns to the
-    right per row up; 0 for an upright stroke, NaN for an image without ink)."""
+    """Shear of each image's ink: ``(N, 1, H, W)`` intensities (finite, >= 0) -> ``(N,)`` slants
+    (columns to the right per row up; 0 for an upright stroke, NaN for an image without ink or
+    of one row)."""
     ink_ = _check_images(images)
     h, w = ink_.shape[-2:]
     rows = torch.arange(h, 0, -1, dtype=ink_.dtype, device=ink_.device).view(1, h, 1)  # upwards
@@ -41,5 +53,6 @@ def slant(images: torch.Tensor) -> torch.Tensor:
 
 
 def ink(images: torch.Tensor) -> torch.Tensor:
-    """Total intensity of each image: ``(N, 1, H, W)`` -> ``(N,)``, in pixels of full ink."""
+    """Total intensity of each image: ``(N, 1, H, W)`` intensities (finite, >= 0) -> ``(N,)``,
+    in pixels of full ink (intensity 1)."""
     return _check_images(images).sum((1, 2))

@@ -97,6 +97,19 @@ class CharVocabulary:
     BOS = 1
     EOS = 2
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.letters, str):
+            raise ValueError(
+                f"letters must be a string of distinct characters, got "
+                f"{type(self.letters).__name__} {self.letters!r}"
+            )
+        repeated = sorted({ch for ch in self.letters if self.letters.count(ch) > 1})
+        if repeated:
+            raise ValueError(
+                f"letters must be distinct characters (one token each), but {repeated} occur "
+                f"more than once in {self.letters!r}"
+            )
+
     @property
     def size(self) -> int:
         """Number of tokens: the letters plus pad, start and end."""

@@ -66,46 +66,40 @@ def _beta_vae(beta: float, free_bits: float) -> ZooEntry:
     )
 
 
+_MLP = VAEConfig(input_shape=(1, 28, 28), hidden_dims=(400, 400), latent_dim=32, activation="elu")
+_CONV = ConvVAEConfig(input_shape=(1, 28, 28), channels=(32, 64), hidden_dim=256, latent_dim=32)
+# The 2-D models, a latent plane small enough to draw. Two hidden layers: with one of 400
+# units, trained as long, no region of the plane decoded to a clear 4 or 5.
+_PLANE = {"input_shape": (1, 28, 28), "hidden_dims": (256, 256), "latent_dim": 2}
+_PLANE["activation"] = "elu"
+
+#: name, model, config, epochs, recipe, measured, storage, description
+# fmt: off
+_MODELS = [
+    ("mnist_vae", VAE, _MLP, 400, _LONG_RUN, ("nll",), "float32",
+     "the book's MLP VAE, 784-400-400-32, ELU, 400 epochs (chapter 5)"),
+    ("mnist_conv_vae", ConvVAE, _CONV, 100, _LONG_RUN, ("nll",), "float32",
+     "the convolutional VAE, 32 and 64 channels, 100 epochs (chapter 5)"),
+    ("mnist_vae_2d", VAE, VAEConfig(**_PLANE), 100, ADAM_COSINE_ON_MNIST, (), "float16",
+     "a VAE with a 2-D latent space, 784-256-256-2, ELU (chapter 5)"),
+    ("mnist_autoencoder_2d", Autoencoder, AutoencoderConfig(**_PLANE), 100, ADAM_COSINE_ON_MNIST,
+     (), "float16", "its deterministic twin, an autoencoder with a 2-D code (chapter 5)"),
+]
+# fmt: on
+
 ENTRIES = [
-    ZooEntry(
-        "mnist_vae",
-        VAE,
-        VAEConfig(input_shape=(1, 28, 28), hidden_dims=(400, 400), latent_dim=32, activation="elu"),
-        {"epochs": 400, **_LONG_RUN, "seed": 0},
-        "the book's MLP VAE, 784-400-400-32, ELU, 400 epochs (chapter 5)",
-        measured=("nll",),
-        **_IMAGES,
-    ),
-    ZooEntry(
-        "mnist_conv_vae",
-        ConvVAE,
-        ConvVAEConfig(input_shape=(1, 28, 28), channels=(32, 64), hidden_dim=256, latent_dim=32),
-        {"epochs": 100, **_LONG_RUN, "seed": 0},
-        "the convolutional VAE, 32 and 64 channels, 100 epochs (chapter 5)",
-        measured=("nll",),
-        **_IMAGES,
-    ),
-    # The 2-D models, a latent plane small enough to draw. Two hidden layers: with one of 400
-    # units, trained as long, no region of the plane decoded to a clear 4 or 5.
-    ZooEntry(
-        "mnist_vae_2d",
-        VAE,
-        VAEConfig(input_shape=(1, 28, 28), hidden_dims=(256, 256), latent_dim=2, activation="elu"),
-        {"epochs": 100, **ADAM_COSINE_ON_MNIST, "seed": 0},
-        "a VAE with a 2-D latent space, 784-256-256-2, ELU (chapter 5)",
-        **_IMAGES,
-        storage="float16",
-    ),
-    ZooEntry(
-        "mnist_autoencoder_2d",
-        Autoencoder,
-        AutoencoderConfig(
-            input_shape=(1, 28, 28), hidden_dims=(256, 256), latent_dim=2, activation="elu"
-        ),
-        {"epochs": 100, **ADAM_COSINE_ON_MNIST, "seed": 0},
-        "its deterministic twin, an autoencoder with a 2-D code (chapter 5)",
-        **_IMAGES,
-        storage="float16",
+    *(
+        ZooEntry(
+            name,
+            model,
+            config,
+            {"epochs": epochs, **recipe, "seed": 0},
+            text,
+            measured=measured,
+            storage=storage,
+            **_IMAGES,
+        )
+        for name, model, config, epochs, recipe, measured, storage, text in _MODELS
     ),
     *(_beta_vae(beta, 0.0) for beta in BETAS),
     _beta_vae(*FREE_BITS_RUN),

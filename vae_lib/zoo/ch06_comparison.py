@@ -15,38 +15,30 @@ _COMPARISON = {"epochs": 60, **ADAM_COSINE_ON_MNIST, "seed": 0}
 #: What the three comparison models share besides their recipe.
 _SHARED = {"dataset": mnist_images, "quick": "elbo", "chapter": 6, "storage": "float16"}
 
+_NETWORKS = {"input_shape": (1, 28, 28), "hidden_dims": (400,), "latent_dim": 20}
+#: name, model, config, measured, description
+_COMPARED = [
+    ("comparison_vae", VAE, VAEConfig(**_NETWORKS), ("nll",), "VAE, 784-400-20"),
+    ("comparison_autoencoder", Autoencoder, AutoencoderConfig(**_NETWORKS), (),
+     "autoencoder, 784-400-20"),
+    # the same networks, a quarter of the pixels masked in every batch
+    ("comparison_denoising_autoencoder", DenoisingAutoencoder,
+     DenoisingAutoencoderConfig(**_NETWORKS, corruption="masking", noise_level=0.25), (),
+     "denoising autoencoder, 25% masking"),
+]  # fmt: skip
+
 ENTRIES = [
-    ZooEntry(
-        "comparison_vae",
-        VAE,
-        VAEConfig(input_shape=(1, 28, 28), hidden_dims=(400,), latent_dim=20),
-        _COMPARISON,
-        "the comparison chapter's VAE, 784-400-20 (chapter 6)",
-        measured=("nll",),
-        **_SHARED,
-    ),
-    ZooEntry(
-        "comparison_autoencoder",
-        Autoencoder,
-        AutoencoderConfig(input_shape=(1, 28, 28), hidden_dims=(400,), latent_dim=20),
-        _COMPARISON,
-        "the comparison chapter's autoencoder, 784-400-20 (chapter 6)",
-        **_SHARED,
-    ),
-    ZooEntry(
-        "comparison_denoising_autoencoder",
-        DenoisingAutoencoder,
-        # the same networks, a quarter of the pixels masked in every batch
-        DenoisingAutoencoderConfig(
-            input_shape=(1, 28, 28),
-            hidden_dims=(400,),
-            latent_dim=20,
-            corruption="masking",
-            noise_level=0.25,
-        ),
-        _COMPARISON,
-        "the comparison chapter's denoising autoencoder, 25% masking (chapter 6)",
-        **_SHARED,
+    *(
+        ZooEntry(
+            name,
+            model,
+            config,
+            _COMPARISON,
+            f"the comparison chapter's {text} (chapter 6)",
+            measured=measured,
+            **_SHARED,
+        )
+        for name, model, config, measured, text in _COMPARED
     ),
     # A DCGAN (Radford et al., 2016): z of 64 dimensions to 128 maps of 7x7, transposed
     # convolutions up to 64 maps of 14x14 and one 28x28 image, batch normalisation between; the

@@ -108,28 +108,30 @@ ENTRIES = [
         measured=("completion",),
         chapter=7,
     ),
-    ZooEntry(
-        "m2_semi_supervised",
-        SemiSupervisedVAE,
-        _M2_CONFIG,
-        _M2_TRAINING,
-        "model M2 on the features of mnist_vae, 100 labels (chapter 7)",
-        dataset=mnist_features,
-        quick="semi_supervised",
-        measured=("test_accuracy",),
-        needs={"features": "mnist_vae"},
-        chapter=7,
-    ),
-    ZooEntry(
-        "m2_labels_only",
-        SemiSupervisedVAE,
-        _M2_CONFIG,
-        {**_M2_TRAINING, "use_unlabelled": False},
-        "its classifier trained on the same 100 labels alone (chapter 7)",
-        dataset=mnist_features,
-        quick="semi_supervised",
-        measured=("test_accuracy",),
-        needs={"features": "mnist_vae"},
-        chapter=7,
+    *(
+        ZooEntry(
+            name,
+            SemiSupervisedVAE,
+            _M2_CONFIG,
+            {**_M2_TRAINING, "use_unlabelled": use_unlabelled},
+            text,
+            dataset=mnist_features,
+            quick="semi_supervised",
+            measured=("test_accuracy",),
+            needs={"features": "mnist_vae"},
+            chapter=7,
+        )
+        for name, use_unlabelled, text in (
+            (
+                "m2_semi_supervised",
+                True,
+                "model M2 on the features of mnist_vae, 100 labels (chapter 7)",
+            ),
+            (
+                "m2_labels_only",
+                False,
+                "its classifier trained on the same 100 labels alone (chapter 7)",
+            ),
+        )
     ),
 ]
