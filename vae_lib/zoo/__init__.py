@@ -367,7 +367,8 @@ def measure(name: str, model: nn.Module, *, progress: bool = True) -> dict[str, 
     results = {}
     with _on_cpu_in_eval(model):
         for key in e.measured:
-            value = METRICS[key].compute(model, needs, progress)
+            uses = {n: load(n, "cpu", progress=False)[0] for n in METRICS[key].uses}
+            value = METRICS[key].compute(model, {**needs, **uses}, progress)
             results[STORED_AS.get(key, key)] = {**value, "protocol": METRICS[key].protocol}
     return results
 

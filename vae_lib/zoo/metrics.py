@@ -40,10 +40,12 @@ NLL_PROTOCOL = (
 
 @dataclass(frozen=True)
 class Metric:
-    """A metric of the zoo: its protocol in words and the function that measures it."""
+    """A metric of the zoo: its protocol in words, the function that measures it, and the
+    other zoo entries it measures with (loaded by the zoo and passed in ``needs`` by name)."""
 
     protocol: str
     compute: Callable[[nn.Module, Mapping[str, nn.Module], bool], Any]
+    uses: tuple[str, ...] = ()
 
 
 def _cpu0() -> torch.Generator:
@@ -193,9 +195,8 @@ def _nll_ais(model, needs, progress) -> dict[str, Any]:
 
 def _frechet(model, needs, progress) -> dict[str, Any]:
     from ..frechet import classifier_frechet_distance
-    from . import load  # the zoo's digit classifier, which every sample measure shares
 
-    classifier, _ = load("digit_classifier", "cpu")
+    classifier = needs["digit_classifier"]
     samples = model.sample(10_000, generator=_cpu0())
     value = classifier_frechet_distance(classifier, samples, load_mnist("test").images)
     return {"value": value}
@@ -335,6 +336,7 @@ METRICS: Mapping[str, Metric] = MappingProxyType(
             "Frechet distance between the digit classifier's features of 10,000 samples (CPU "
             "generator seeded 0) and of the 10,000 grey MNIST test images",
             _frechet,
+            uses=("digit_classifier",),
         ),
         "test_accuracy": Metric(
             "accuracy on all 10,000 grey MNIST test images, a fraction", _test_accuracy
