@@ -360,6 +360,7 @@ class ConditionalVAE(Trainable):
                 f"z has shape {tuple(z.shape)}; expected (..., B={c.shape[0]}, "
                 f"latent_dim={self.latent_dim})"
             )
+        check_finite("z", z)
         return self._decode(z, c)
 
     def _decode(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:

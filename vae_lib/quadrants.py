@@ -357,11 +357,12 @@ def regressor_cross_entropy(
     model: QuadrantRegressor, x: torch.Tensor, n_given: int, batch_size: int = 1000
 ) -> float:
     """Mean :func:`masked_cross_entropy` of the missing pixels of ``x (N, 1, H, W)`` (grey
-    levels in [0, 1]; on any device, moved there a chunk at a time) given ``n_given``
-    quadrants, nats per image (the model in eval mode; its mode is restored)."""
+    levels in [0, 1], N >= 1, of the model's dtype; on any device, moved to the model's a chunk
+    at a time) given ``n_given`` quadrants, nats per image (the model in eval mode; its mode is
+    restored)."""
     if not isinstance(model, QuadrantRegressor):
         raise ValueError(f"model must be a QuadrantRegressor, got {type(model).__name__}")
-    x = arguments.data_set("x", x, input_shape=model.input_shape)
+    x = arguments.data_set("x", x, input_shape=model.input_shape, dtype=model.dtype)
     check_unit_interval("x", x, "for a cross-entropy (divide bytes 0-255 by 255)")
     n_given = arguments.one_of("n_given", n_given, QUADRANT_COUNTS)
     batch_size = arguments.positive_int("batch_size", batch_size)

@@ -247,6 +247,7 @@ class SemiSupervisedVAE(Trainable):
         arguments.float_tensor(name, x, shape=f"(B, {d})", dtype=self.dtype)
         if x.dim() != 2 or x.shape[1] != d:
             raise ValueError(f"{name} has shape {tuple(x.shape)}; expected (B, input_dim={d})")
+        check_finite(name, x, "(features of the feature VAE)")
 
     def _check_y(self, y: torch.Tensor, like: torch.Tensor, name: str = "y") -> None:
         _check_labels(name, y, n=like.shape[0], n_classes=self.n_classes)
@@ -258,6 +259,7 @@ class SemiSupervisedVAE(Trainable):
         arguments.float_tensor("z", z, shape=f"(B, {j})", dtype=self.dtype)
         if z.dim() != 2 or z.shape[1] != j:
             raise ValueError(f"z has shape {tuple(z.shape)}; expected (B, latent_dim={j})")
+        check_finite("z", z)
 
     # -- the networks (unchecked twins, used by the training steps) ------------------------
     def _one_hot(self, y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

@@ -291,6 +291,7 @@ class SequenceVAE(Trainable):
                 f"z is on {z.device} but the model is on {self.device}; move it with "
                 f"z.to({str(self.device)!r})"
             )
+        check_finite("z", z)
         return z
 
     def _check_code(self, z: object, b: int) -> torch.Tensor | None:
@@ -555,7 +556,6 @@ class SequenceVAE(Trainable):
         device = self.device
         if self.latent_dim:
             z = self._check_z(z, None)
-            check_finite("z", z)
             b = z.shape[0]
             if n is not None and arguments.integer("n", n, minimum=0) != b:
                 raise ValueError(f"n={n} but z holds {b} codes; a VAE writes one word per code")
@@ -611,6 +611,7 @@ def active_latent_units(mu: torch.Tensor, threshold: float = 0.01) -> int:
     if mu.dim() != 2:
         raise ValueError(f"mu must be (N, J), one row per word, got shape {tuple(mu.shape)}")
     threshold = arguments.real("threshold", threshold, minimum=0.0)
+    check_finite("mu", mu)
     if mu.shape[1] == 0 or mu.shape[0] < 2:
         return 0
     return int((mu.var(0) > threshold).sum())
