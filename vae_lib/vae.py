@@ -267,6 +267,10 @@ class VAEBase(ImageModel):
         beta = arguments.real("beta", beta, minimum=0.0)
         arguments.generator("generator", generator, self.device)
         self._check_x(x)
+        if self.likelihood == "bernoulli":
+            check_unit_interval("x", x, "for a Bernoulli likelihood")
+        else:
+            check_finite("x", x, "for a Gaussian likelihood")
         return self._forward(x, beta, generator)
 
     def _forward(self, x: torch.Tensor, beta: float, generator) -> VAEOutput:
