@@ -20,29 +20,38 @@ ROOT = Path(__file__).resolve().parent.parent
 TAGS = ["skip-execution", "nbval-skip", "remove-cell"]
 
 
+def _setting(path: Path, pattern: str, missing: str) -> str:
+    """The first group of ``pattern`` (a multi-line regex) in the file ``path``; ``missing``
+    is the message of the ``ValueError`` when the file has no match."""
+    match = re.search(pattern, path.read_text(), re.M)
+    if match is None:
+        raise ValueError(missing)
+    return match.group(1)
+
+
 def repository_url(root: Path = ROOT) -> str:
     """``repository: url:`` of ``_config.yml`` (read without a YAML parser: one plain line)."""
-    text = (root / "_config.yml").read_text()
-    match = re.search(r"^repository:\s*\n(?:[ \t]+.*\n)*?[ \t]+url:\s*(\S+)", text, re.M)
-    if match is None:
-        raise ValueError("_config.yml has no repository: url: line")
-    return match.group(1)
+    return _setting(
+        root / "_config.yml",
+        r"^repository:\s*\n(?:[ \t]+.*\n)*?[ \t]+url:\s*(\S+)",
+        "_config.yml has no repository: url: line",
+    )
 
 
 def version(root: Path = ROOT) -> str:
     """``version`` of the ``[project]`` table of ``pyproject.toml``."""
-    text = (root / "pyproject.toml").read_text()
-    match = re.search(r'^\[project\]\s*\n(?:(?!\[).*\n)*?version\s*=\s*"([^"]+)"', text, re.M)
-    if match is None:
-        raise ValueError("pyproject.toml has no version in its [project] table")
-    return match.group(1)
+    return _setting(
+        root / "pyproject.toml",
+        r'^\[project\]\s*\n(?:(?!\[).*\n)*?version\s*=\s*"([^"]+)"',
+        "pyproject.toml has no version in its [project] table",
+    )
 
 
 def install_cell_source(root: Path = ROOT) -> str:
     """The source of the install cell every chapter opens with."""
     return (
-        "# Colab only: install the book's library at this book's version (a local checkout\n"
-        "# already has it). The trained models come with it.\n"
+        "# Colab only: install the book's library at this book's version (a local\n"
+        "# checkout already has it). The trained models come with it.\n"
         f'%pip install -q "vae_lib[notebooks] @ git+{repository_url(root)}@v{version(root)}"'
     )
 
