@@ -2,7 +2,14 @@
 
 import pytest
 import torch
-from helpers import same_weights, weights, without_time
+from helpers import (
+    BAD_COMMON_OPTIONS,
+    load_from_zoo,
+    resume_after_interrupt,
+    same_weights,
+    weights,
+    without_time,
+)
 
 import vae_lib as V
 from vae_lib import classifier as C
@@ -263,12 +270,7 @@ def test_bad_labels_raise(model, labels, match):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"epochs": 0}, "epochs"),
-        ({"epochs": 1.5}, "epochs"),
-        ({"epochs": True}, "epochs"),
-        ({"batch_size": 0}, "batch_size"),
-        ({"lr": 0.0}, "lr"),
-        ({"lr_schedule": "linear"}, "lr_schedule"),
+        *BAD_COMMON_OPTIONS,
         ({"binarize_fraction": 1.5}, "binarize_fraction"),
         ({"binarize_fraction": "half"}, "binarize_fraction"),
         ({"max_shift": -1}, "max_shift"),
@@ -353,47 +355,24 @@ def test_digit_classifier_is_the_zoo_entry_and_its_recipe_is_valid_options():
     options = {k: v for k, v in e.recipe.items() if k in fields}
     assert options == {"batch_size": 128, "lr": 1e-3, "binarize_fraction": 0.5, "max_shift": 2}
     C.ClassifierOptions(**options)  # what fit gets from the zoo
-    model, record = zoo.load("digit_classifier", "cpu", progress=False)
-    history = record.history
-    assert isinstance(model, C.DigitClassifier) and not model.training
+    _, model, history = load_from_zoo("digit_classifier", C.DigitClassifier)
     assert model.config == e.build().config
-    assert isinstance(history, V.History)
-    assert history.epoch == list(range(1, e.recipe["epochs"] + 1))
     assert len(history.val_accuracy) == e.recipe["epochs"]
     assert history.settings["n_train"] == 50_000
     assert history.settings["max_shift"] == e.recipe["max_shift"]
-
-
-class Interrupt(Exception):
-    """A run stopped part-way (Ctrl-C, the session ending)."""
 
 
 def test_an_interrupted_run_resumes_to_the_same_bits(mnist_small, tmp_path):
     x, y = mnist_small[0][:128], mnist_small[1][:128]  # 4 steps per epoch
     options = {"epochs": 3, "batch_size": 32, "val": (x[:50], y[:50]), "seed": 3}
     options |= {"binarize_fraction": 0.5, "max_shift": 1, "progress": False}
-
-    def run(path, interrupt_after=None):
-        torch.manual_seed(0)
-        model = C.DigitClassifier(C.ClassifierConfig(hidden_dims=(16,), dropout=0.2))
-        if interrupt_after is not None:
-            step, calls = model.training_step, []
-
-            def interrupted(batch, run):
-                calls.append(1)
-                if len(calls) > interrupt_after:
-                    raise Interrupt
-                return step(batch, run)
-
-            model.training_step = interrupted
-        history = V.fit(model, (x, y), checkpoint=path, checkpoint_seconds=0.0, **options)
-        return model, history
-
-    whole, whole_history = run(None)
-    path = tmp_path / "classifier.pt"
-    with pytest.raises(Interrupt):
-        run(path, interrupt_after=9)  # in epoch 3, after two finished epochs
-    assert torch.load(path, weights_only=True)["epoch"] == 2
-    resumed, history = run(path)
+    whole, whole_history, resumed, history = resume_after_interrupt(
+        lambda: C.DigitClassifier(C.ClassifierConfig(hidden_dims=(16,), dropout=0.2)),
+        (x, y),
+        tmp_path / "classifier.pt",
+        interrupt_at=9,  # in epoch 3, after two finished epochs
+        epochs_done=2,
+        **options,
+    )
     assert same_weights(whole, resumed)
     assert history.epoch == [1, 2, 3] and history.curves == whole_history.curves

@@ -227,33 +227,34 @@ def test_the_bound_against_brute_force_integration():
     torch.testing.assert_close(l5000, log_px, atol=0.05, rtol=0)
 
 
-def test_a_chunked_bound_is_another_draw_of_the_same_estimate():
+def completion_bound(n: int, k: int):
+    """A completion model's bound on ``n`` random images given one quadrant: a function of the
+    mask (and of iwae_bound's options), each call drawing from a generator seeded 0."""
     model = completion_model()
-    x = torch.rand(10, 1, 4, 4)
+    x = torch.rand(n, 1, 4, 4)
     c, missing = observe(x, 1)
-    whole = iwae_bound(model, (x, c, missing), 40, generator=torch.Generator().manual_seed(0))
-    chunked = iwae_bound(
-        model,
-        (x, c, missing),
-        40,
-        generator=torch.Generator().manual_seed(0),
-        max_elements=16 * 5,  # 5 examples and one sample at a time
-    )
+
+    def bound(mask=missing, **options):
+        generator = torch.Generator().manual_seed(0)
+        return iwae_bound(model, (x, c, mask), k, generator=generator, **options)
+
+    return bound, missing
+
+
+def test_a_chunked_bound_is_another_draw_of_the_same_estimate():
+    bound, _ = completion_bound(10, 40)
+    whole = bound()
+    chunked = bound(max_elements=16 * 5)  # 5 examples and one sample at a time
     assert whole.shape == chunked.shape == (10,) and torch.isfinite(whole).all()
     assert not torch.equal(whole, chunked)  # other draws per example: another estimate
     torch.testing.assert_close(whole, chunked, atol=1.0, rtol=0)
 
 
 def test_the_bound_with_a_mask_covers_the_masked_pixels_only():
-    model = completion_model()
-    x = torch.rand(2, 1, 4, 4)
-    c, missing = observe(x, 1)
-    masked = iwae_bound(model, (x, c, missing), 50, generator=torch.Generator().manual_seed(0))
-    whole = iwae_bound(model, (x, c, None), 50, generator=torch.Generator().manual_seed(0))
+    bound, missing = completion_bound(2, 50)
+    masked, whole = bound(), bound(None)
     assert (masked > whole).all()  # fewer pixels to pay for
-    one_mask = iwae_bound(
-        model, (x, c, missing[:1]), 50, generator=torch.Generator().manual_seed(0)
-    )
+    one_mask = bound(missing[:1])
     torch.testing.assert_close(one_mask, masked)  # the same mask for every example broadcasts
 
 

@@ -3,6 +3,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import resume_after_interrupt
 
 import vae_lib as V
 from vae_lib.quadrants import (
@@ -216,36 +217,17 @@ def test_bad_options_are_refused_by_name(kwargs, match):
         )
 
 
-class Interrupt(Exception):
-    """A run stopped part-way (Ctrl-C, the session ending)."""
-
-
 def test_an_interrupted_run_resumes_to_the_same_bits(tmp_path):
     x = torch.rand(96, 1, 28, 28, generator=torch.Generator().manual_seed(4))  # 3 steps an epoch
     options = {"epochs": 3, "batch_size": 32, "val": x[:20], "seed": 3, "progress": False}
-
-    def run(path, interrupt_after=None):
-        torch.manual_seed(0)
-        model = QuadrantRegressor(QuadrantRegressorConfig(hidden_dims=(8,)))
-        if interrupt_after is not None:
-            step, calls = model.training_step, []
-
-            def interrupted(batch, run):
-                calls.append(1)
-                if len(calls) > interrupt_after:
-                    raise Interrupt
-                return step(batch, run)
-
-            model.training_step = interrupted
-        history = V.fit(model, x, checkpoint=path, checkpoint_seconds=0.0, **options)
-        return model, history
-
-    whole, whole_history = run(None)
-    path = tmp_path / "regressor.pt"
-    with pytest.raises(Interrupt):
-        run(path, interrupt_after=7)  # in epoch 3
-    assert torch.load(path, weights_only=True)["epoch"] == 2
-    resumed, history = run(path)
+    whole, whole_history, resumed, history = resume_after_interrupt(
+        lambda: QuadrantRegressor(QuadrantRegressorConfig(hidden_dims=(8,))),
+        x,
+        tmp_path / "regressor.pt",
+        interrupt_at=7,  # in epoch 3
+        epochs_done=2,
+        **options,
+    )
     for k, v in whole.state_dict().items():
         assert torch.equal(v, resumed.state_dict()[k]), k
     assert history.epoch == [1, 2, 3] and history.curves == whole_history.curves

@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from helpers import same_weights, weights, without_time
+from helpers import BAD_COMMON_OPTIONS, load_from_zoo, same_weights, weights, without_time
 
 import vae_lib as V
 from vae_lib import rbm as R
@@ -662,17 +662,12 @@ def test_bad_ais_arguments_raise(kwargs, match):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"epochs": 0}, "epochs"),
-        ({"epochs": 1.5}, "epochs"),
-        ({"epochs": True}, "epochs"),
-        ({"batch_size": 0}, "batch_size"),
+        *BAD_COMMON_OPTIONS,
         ({"k": 0}, "k must"),
         ({"n_chains": 0}, "n_chains"),
         ({"persistent": 1}, "persistent"),
-        ({"lr": 0.0}, "lr"),
         ({"momentum": 1.0}, "momentum"),
         ({"weight_decay": -1e-4}, "weight_decay"),
-        ({"lr_schedule": "linear"}, "lr_schedule"),
         ({"binarize": "static"}, "static"),
         ({"binarize": "bernoulli"}, "binarize"),
         ({"init_visible_bias": 1}, "init_visible_bias"),
@@ -697,15 +692,8 @@ def test_training_errors_about_the_data():
 
 # -- the shared, cached RBM -----------------------------------------------------------------------
 def test_mnist_rbm_is_the_zoo_entry_of_the_library_constants():
-
-    e = zoo.entry("mnist_rbm")
+    e, _, history = load_from_zoo("mnist_rbm", R.RBM)
     assert e.model_class is R.RBM and e.config_object == R.RBMConfig(n_hidden=500)
-    model, record = zoo.load("mnist_rbm", "cpu", progress=False)
-    history = record.history
-    assert isinstance(model, R.RBM) and not model.training
-    assert model.config == e.config_object
-    assert isinstance(history, V.History)
-    assert history.epoch == list(range(1, e.recipe["epochs"] + 1))
     assert len(history.val_reconstruction) == e.recipe["epochs"]
     assert history.settings["n_train"] == 50_000 and history.settings["lr_schedule"] == "cosine"
 

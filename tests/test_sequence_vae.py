@@ -386,7 +386,7 @@ def test_fit_refuses_words_the_model_cannot_spell():
     [
         (torch.zeros(2, 3, dtype=torch.float64), {}, "dtype"),
         (torch.full((2, 3), float("nan")), {}, "z"),
-        (torch.zeros(2, 4), {}, "z must be"),
+        (torch.zeros(2, 4), {}, r"z has shape \(2, 4\); expected \(B, J=3\)"),
         (None, {}, "z must be"),
         (torch.zeros(2, 3), {"sample": "yes"}, "sample"),
         (torch.zeros(2, 3), {"sample": True, "generator": "x"}, "generator"),

@@ -592,17 +592,15 @@ def test_bernoulli_validation_data_is_checked_before_training():
 def test_dynamic_binarization_draws_the_validation_set_once_from_the_run(monkeypatch):
     # the validation images are binarized once, before training, with the run's generator:
     # every epoch is scored on the same draw, and the same seed gives the same draw
-    from vae_lib import vae as vae_module
-
     drawn = []
-    real = vae_module.binarize_images
+    real = V.training.binarize_images
 
     def recording(x, mode, generator=None):
         out = real(x, mode, generator)
         drawn.append((mode, out))
         return out
 
-    monkeypatch.setattr(vae_module, "binarize_images", recording)
+    monkeypatch.setattr(V.training, "binarize_images", recording)
     x = torch.rand(40, 4, generator=torch.Generator().manual_seed(0))
     model = V.VAE(V.VAEConfig(input_shape=(4,), hidden_dims=(8,), latent_dim=2))
     for _ in range(2):

@@ -167,6 +167,53 @@ def float_tensor(
     return value
 
 
+#: How many leading (batch) dimensions :func:`shaped_tensor` takes before the event shape:
+#: exactly one ``(B, ...)``, one or more ``(B, ...)`` or any number, none included ``(..., ...)``.
+LEADING_DIMENSIONS = ("one", "some", "any")
+
+
+def shaped_tensor(
+    name: str,
+    value: Any,
+    event_shape: tuple[int, ...],
+    *,
+    sizes: str | None = None,
+    leading: str = "one",
+    dtype: torch.dtype | None = None,
+    device: torch.device | None = None,
+) -> torch.Tensor:
+    """``value`` if it is a floating-point tensor ``(B, *event_shape)`` (of ``dtype`` and on
+    ``device``, when given).
+
+    ``leading`` (one of :data:`LEADING_DIMENSIONS`) says how many batch dimensions may come
+    before the event shape; ``sizes`` words the event dimensions in the messages (for example
+    ``"latent_dim=20"``; default: the sizes themselves). A wrong shape is refused with
+    ``"<name> has shape (...); expected (B, <sizes>)"``.
+    """
+    one_of("leading", leading, LEADING_DIMENSIONS)
+    words = sizes if sizes is not None else ", ".join(map(str, event_shape))
+    expected = f"({'...' if leading == 'any' else 'B'}, {words})"
+    float_tensor(name, value, shape=expected, dtype=dtype)
+    n, dims = len(event_shape), value.dim()
+    fits = dims == n + 1 if leading == "one" else dims >= n + (leading == "some")
+    if not fits or tuple(value.shape[dims - n :]) != tuple(event_shape):
+        raise ValueError(f"{name} has shape {tuple(value.shape)}; expected {expected}")
+    if device is not None:
+        on_device(name, value, device)
+    return value
+
+
+def on_device(name: str, value: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``value`` if it is on ``device`` (a model's); else a ``ValueError`` that says how to
+    move it."""
+    if value.device != device:
+        raise ValueError(
+            f"{name} is on {value.device} but the model is on {device}; move it with "
+            f"{name}.to({str(device)!r})"
+        )
+    return value
+
+
 def data_set(
     name: str,
     value: Any,

@@ -20,9 +20,8 @@ from typing import NoReturn
 import torch
 
 from . import arguments
-from .distributions import bernoulli_log_likelihood, gaussian_log_likelihood
 from .training import Run
-from .vae import ImageModel, _normalise_mlp_config, mlp
+from .vae import ImageModel, MLPConfig, mlp
 
 
 @dataclass
@@ -45,28 +44,11 @@ class AutoencoderOutput:
 
 
 @dataclass(frozen=True)
-class AutoencoderConfig:
-    """Settings of an MLP :class:`Autoencoder` (784-400-D by default, as the reference VAE).
-
-    Attributes:
-        input_shape: shape of one observation, e.g. ``(1, 28, 28)`` for MNIST or ``(2,)``.
-        hidden_dims: widths of the hidden layers of the encoder; the decoder mirrors them.
-        latent_dim: D, the dimension of the code z.
-        likelihood: ``"bernoulli"`` (binary cross-entropy on pixels in [0, 1]) or
-            ``"gaussian"`` (N(f(z), obs_std^2 I): squared error, scaled and shifted).
-        obs_std: fixed standard deviation of the Gaussian likelihood; unused for Bernoulli.
-        activation: hidden-layer nonlinearity, one of ``relu``, ``tanh``, ``elu``, ``softplus``.
-    """
-
-    input_shape: tuple[int, ...] = (1, 28, 28)
-    hidden_dims: tuple[int, ...] = (400,)
-    latent_dim: int = 20
-    likelihood: str = "bernoulli"
-    obs_std: float = 1.0
-    activation: str = "relu"
-
-    def __post_init__(self) -> None:
-        _normalise_mlp_config(self)
+class AutoencoderConfig(MLPConfig):
+    """Settings of an MLP :class:`Autoencoder`, those of :class:`vae_lib.vae.MLPConfig`
+    (784-400-D by default, as the reference VAE): D is the dimension of the code z; the
+    Bernoulli likelihood is a binary cross-entropy on pixels in [0, 1], the Gaussian one
+    N(f(z), obs_std^2 I), a squared error scaled and shifted, with a fixed ``obs_std``."""
 
 
 class Autoencoder(ImageModel):
@@ -95,11 +77,12 @@ class Autoencoder(ImageModel):
         z = model.encode(test_x)           # (N, 2) codes, for a scatter plot
     """
 
+    Config = AutoencoderConfig
+
     def __init__(self, config: AutoencoderConfig | None = None) -> None:
-        super().__init__()
-        self.config = config if config is not None else AutoencoderConfig()
+        super().__init__(config)
         c = self.config
-        n_in = math.prod(c.input_shape)
+        n_in = self.input_size
         self.encoder = mlp([n_in, *c.hidden_dims, c.latent_dim], c.activation)
         self.decoder = mlp([c.latent_dim, *reversed(c.hidden_dims), n_in], c.activation)
         self.register_buffer("_obs_logvar", torch.tensor(2.0 * math.log(c.obs_std)))
@@ -127,30 +110,13 @@ class Autoencoder(ImageModel):
 
     def _encode(self, x: torch.Tensor) -> torch.Tensor:
         batch = x.shape[: x.dim() - len(self.input_shape)]
-        z = self.encoder(x.reshape(-1, math.prod(self.input_shape)))
+        z = self.encoder(x.reshape(-1, self.input_size))
         return z.reshape(*batch, self.latent_dim)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Decoder output: ``z (..., D) -> (..., *input_shape)``.
-
-        Logits of p(x|z) for the Bernoulli likelihood (``torch.sigmoid`` gives pixel
-        probabilities), the mean of p(x|z) for the Gaussian one.
-        """
-        self._check_z(z)
-        return self._decode(z)
-
-    def _decode(self, z: torch.Tensor) -> torch.Tensor:
-        out = self.decoder(z.reshape(-1, self.latent_dim))
-        return out.reshape(*z.shape[:-1], *self.input_shape)
+    def _decode_flat(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
 
     # -- the objective ----------------------------------------------------------------------
-    def _log_likelihood(self, x: torch.Tensor, decoder_output: torch.Tensor) -> torch.Tensor:
-        x_flat = x.flatten(start_dim=1)
-        out_flat = decoder_output.flatten(start_dim=1)
-        if self.likelihood == "bernoulli":
-            return bernoulli_log_likelihood(x_flat, out_flat)
-        return gaussian_log_likelihood(x_flat, out_flat, self._obs_logvar)
-
     def forward(
         self, x: torch.Tensor, generator: torch.Generator | None = None
     ) -> AutoencoderOutput:
@@ -172,9 +138,8 @@ class Autoencoder(ImageModel):
     def _forward(self, x: torch.Tensor, generator) -> AutoencoderOutput:
         z = self._encode(self.corrupt(x, generator=generator))
         out = self._decode(z)
-        return AutoencoderOutput(
-            reconstruction=self._log_likelihood(x, out), z=z, decoder_output=out
-        )
+        reconstruction = self._log_px(x.flatten(start_dim=1), out.flatten(start_dim=1))
+        return AutoencoderOutput(reconstruction=reconstruction, z=z, decoder_output=out)
 
     def training_data(self, data, run: Run, *, name: str) -> torch.Tensor:
         if run.options.free_bits > 0:
@@ -188,9 +153,6 @@ class Autoencoder(ImageModel):
         return -rec.mean(), {"reconstruction": rec}
 
     # -- using a trained model --------------------------------------------------------------
-    def _mean_of(self, decoder_output: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(decoder_output) if self.likelihood == "bernoulli" else decoder_output
-
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Mean of p(x|z) at z = encode(x): ``(B, *input_shape) -> (B, *input_shape)``.

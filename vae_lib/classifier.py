@@ -31,7 +31,7 @@ from torch import nn
 from . import arguments
 from .checks import check_unit_interval
 from .data import binarize_images, minibatches
-from .training import FitOptions, Run, Trainable
+from .training import FitOptions, Run, Trainable, eval_mode
 
 #: What the pixel check says to do about other values.
 _PIXELS = "(grey levels; divide bytes 0-255 by 255)"
@@ -128,10 +128,10 @@ class DigitClassifier(Trainable):
     curves = ("loss", "accuracy")
     #: :func:`vae_lib.fit` takes ``(images, labels)`` (and the zoo passes them).
     uses_labels: ClassVar[bool] = True
+    Config = ClassifierConfig
 
     def __init__(self, config: ClassifierConfig | None = None) -> None:
-        super().__init__()
-        self.config = config if config is not None else ClassifierConfig()
+        super().__init__(config)
         c = self.config
         layers: list[nn.Module] = []
         shape = c.input_shape  # (C, H, W) through the convolutions
@@ -149,10 +149,6 @@ class DigitClassifier(Trainable):
         self.head = nn.Linear(n_in, c.n_classes)
 
     @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.config.input_shape)
-
-    @property
     def n_classes(self) -> int:
         return int(self.config.n_classes)
 
@@ -162,11 +158,8 @@ class DigitClassifier(Trainable):
         return int(self.config.hidden_dims[-1])
 
     def _check_x(self, x: torch.Tensor) -> None:
-        expected = f"(B, {', '.join(map(str, self.input_shape))})"
-        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-            raise ValueError(f"x must be a floating-point tensor of shape {expected}")
-        if tuple(x.shape[1:]) != self.input_shape:
-            raise ValueError(f"x has shape {tuple(x.shape)}; expected {expected}")
+        """``x`` must be floating-point images ``(B, *input_shape)``."""
+        arguments.shaped_tensor("x", x, self.input_shape)
 
     # -- the network --------------------------------------------------------------------------
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -195,15 +188,11 @@ class DigitClassifier(Trainable):
 
     @torch.no_grad()
     def _predict_proba(self, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             chunks = [
                 torch.softmax(self._logits(xb.to(self.device)), dim=-1)
                 for xb in x.split(batch_size)
             ]
-        finally:
-            self.train(was_training)
         if not chunks:
             return torch.empty(0, self.n_classes, device=self.device)
         return torch.cat(chunks)

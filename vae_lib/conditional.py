@@ -44,6 +44,7 @@ from . import arguments
 from .checks import check_finite, check_unit_interval
 from .distributions import bernoulli_log_likelihood, diagonal_gaussian_kl, reparameterize
 from .elementwise import softplus
+from .losses import LatentOutput, _elbo_parts
 from .quadrants import QUADRANT_COUNTS, observe, random_quadrant_counts
 from .training import FitOptions, Run, Trainable
 from .vae import ACTIVATIONS, mlp
@@ -137,7 +138,7 @@ class ConditionalVAEConfig:
 
 
 @dataclass
-class ConditionalVAEOutput:
+class ConditionalVAEOutput(LatentOutput):
     """What one forward pass computes; per-example tensors are ``(B,)`` and in nats.
 
     Attributes:
@@ -150,12 +151,6 @@ class ConditionalVAEOutput:
         decoder_output: ``(B, *input_shape)`` logits of p(x | z, c).
     """
 
-    elbo: torch.Tensor
-    reconstruction: torch.Tensor
-    kl: torch.Tensor
-    z: torch.Tensor
-    mu: torch.Tensor
-    logvar: torch.Tensor
     prior_mu: torch.Tensor
     prior_logvar: torch.Tensor
     decoder_output: torch.Tensor
@@ -247,12 +242,12 @@ class ConditionalVAE(Trainable):
     curves = ("elbo", "reconstruction", "kl")
     uses_labels: ClassVar[bool] = True
     likelihood = "bernoulli"
+    Config = ConditionalVAEConfig
 
     def __init__(self, config: ConditionalVAEConfig | None = None) -> None:
-        super().__init__()
-        self.config = config if config is not None else ConditionalVAEConfig()
+        super().__init__(config)
         cfg = self.config
-        n_pixels = math.prod(cfg.input_shape)
+        n_pixels = self.input_size
         n_in = n_pixels + (cfg.condition_dim if cfg.encoder_sees_condition else 0)
         self.encoder = mlp([n_in, *cfg.hidden_dims, 2 * cfg.latent_dim], cfg.activation)
         self.decoder = mlp(
@@ -267,14 +262,6 @@ class ConditionalVAE(Trainable):
 
     # -- shapes -----------------------------------------------------------------------------
     @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.config.input_shape)
-
-    @property
-    def latent_dim(self) -> int:
-        return int(self.config.latent_dim)
-
-    @property
     def condition_dim(self) -> int:
         return int(self.config.condition_dim)
 
@@ -283,20 +270,13 @@ class ConditionalVAE(Trainable):
 
     def _check_x(self, x: torch.Tensor, name: str = "x") -> None:
         """Shape, dtype and values (in [0, 1]) of ``(B, *input_shape)`` images."""
-        expected = f"(B, {self._shape_text()})"
-        arguments.float_tensor(name, x, shape=expected, dtype=self.dtype)
-        if x.dim() != len(self.input_shape) + 1 or tuple(x.shape[1:]) != self.input_shape:
-            raise ValueError(f"{name} has shape {tuple(x.shape)}; expected {expected}")
+        self._check_input(name, x)
         check_unit_interval(name, x, "for a Bernoulli likelihood")
 
     def _check_c(self, c: torch.Tensor, batch: int | None = None, name: str = "c") -> None:
         """Shape, dtype and finiteness of ``(B, C)`` conditions (``B = batch`` if given)."""
-        arguments.float_tensor(name, c, shape=f"(B, {self.condition_dim})", dtype=self.dtype)
-        if c.dim() != 2 or c.shape[1] != self.condition_dim:
-            raise ValueError(
-                f"{name} has shape {tuple(c.shape)}; expected (B, condition_dim="
-                f"{self.condition_dim})"
-            )
+        size = self.condition_dim
+        self._check_input(name, c, (size,), sizes=f"condition_dim={size}")
         if batch is not None and c.shape[0] != batch:
             raise ValueError(f"{name} has {c.shape[0]} conditions for {batch} examples")
         check_finite(name, c)
@@ -408,7 +388,7 @@ class ConditionalVAE(Trainable):
     @property
     def iwae_cost(self) -> int:
         """Numbers held per (example, sample) pair: the decoder's outputs, one per pixel."""
-        return math.prod(self.input_shape)
+        return self.input_size
 
     def scoring_batch(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """``(x, c)`` or ``(x, c, mask)`` checked and moved to the model's device and dtype:
@@ -492,9 +472,7 @@ class ConditionalVAE(Trainable):
         reconstruction = self._log_likelihood(x, logits.flatten(1), mask_flat)
         kl = diagonal_gaussian_kl(mu, logvar, prior_mu, prior_logvar)
         return ConditionalVAEOutput(
-            elbo=reconstruction - beta * kl,
-            reconstruction=reconstruction,
-            kl=kl,
+            *_elbo_parts(reconstruction, kl, beta),
             z=z,
             mu=mu,
             logvar=logvar,
@@ -572,7 +550,7 @@ class ConditionalVAE(Trainable):
         return ConditionalData(kind, x, labels, c, mask)
 
     def _check_completes_quadrants(self) -> None:
-        shape, pixels = self.input_shape, math.prod(self.input_shape)
+        shape, pixels = self.input_shape, self.input_size
         if len(shape) != 3 or shape[0] != 1 or self.condition_dim != pixels:
             raise ValueError(
                 f"task='quadrants' needs images (1, H, W) and condition_dim = H * W (the pixels); "

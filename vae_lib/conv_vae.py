@@ -56,9 +56,10 @@ class ConvVAE(VAEBase):
     :class:`vae_lib.vae.VAE`.
     """
 
+    Config = ConvVAEConfig
+
     def __init__(self, config: ConvVAEConfig | None = None) -> None:
-        super().__init__()
-        self.config = config if config is not None else ConvVAEConfig()
+        super().__init__(config)
         c = self.config
         n_ch, h, w = c.input_shape
         c1, c2 = c.channels

@@ -86,12 +86,11 @@ class DenoisingAutoencoder(Autoencoder):
         model.reconstruct(noisy_x)                           # eval mode: denoises noisy_x
     """
 
+    Config = DenoisingAutoencoderConfig
     config: DenoisingAutoencoderConfig
 
     def __init__(self, config: DenoisingAutoencoderConfig | None = None) -> None:
-        if config is None:
-            config = DenoisingAutoencoderConfig()
-        if not isinstance(config, DenoisingAutoencoderConfig):
+        if config is not None and not isinstance(config, DenoisingAutoencoderConfig):
             raise TypeError(
                 "DenoisingAutoencoder needs a DenoisingAutoencoderConfig (it says how to corrupt "
                 f"the input), got {type(config).__name__}"

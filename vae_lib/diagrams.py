@@ -164,6 +164,30 @@ class TrainingGraph:
 
 _Y, _LOW, _HIGH = 1.2, 0.25, 2.15  # main row, cost row, noise row
 
+
+def _path(*names: str) -> tuple[Edge, ...]:
+    """Solid arrows from each of ``names`` to the next."""
+    return tuple(Edge(a, b) for a, b in zip(names[:-1], names[1:], strict=True))
+
+
+def _reconstruction(rad: float = 0.0) -> tuple[Edge, ...]:
+    """The dashed arrows of a reconstruction cost ``rec``: from the data ``x`` (curved by
+    ``rad``) and from its reconstruction ``xhat``."""
+    return Edge("x", "rec", dashed=True, rad=rad), Edge("xhat", "rec", dashed=True)
+
+
+def _vae_edges(rad: float = 0.0) -> tuple[Edge, ...]:
+    """A VAE's arrows: x -> encoder -> (mu, sigma) -> z <- eps, z -> decoder -> xhat, the
+    reconstruction cost (:func:`_reconstruction`) and the KL cost of (mu, sigma)."""
+    return (
+        *_path("x", "enc", "musig", "z"),
+        Edge("eps", "z"),
+        *_path("z", "dec", "xhat"),
+        *_reconstruction(rad),
+        Edge("musig", "kl", dashed=True),
+    )
+
+
 TRAINING_GRAPHS: dict[str, TrainingGraph] = {
     "AE": TrainingGraph(
         "Autoencoder",
@@ -175,14 +199,7 @@ TRAINING_GRAPHS: dict[str, TrainingGraph] = {
             Node("xhat", r"$\hat{x} = g(z)$", 6.8, _Y, "data"),
             Node("rec", r"reconstruction  $-\log p(x \mid z)$", 3.6, _LOW, "cost"),
         ),
-        (
-            Edge("x", "enc"),
-            Edge("enc", "z"),
-            Edge("z", "dec"),
-            Edge("dec", "xhat"),
-            Edge("x", "rec", dashed=True),
-            Edge("xhat", "rec", dashed=True),
-        ),
+        (*_path("x", "enc", "z", "dec", "xhat"), *_reconstruction()),
         "one deterministic code per image; the only cost is reconstruction",
     ),
     "DAE": TrainingGraph(
@@ -199,16 +216,7 @@ TRAINING_GRAPHS: dict[str, TrainingGraph] = {
                 "rec", r"reconstruction of the clean $x$:  $-\log p(x \mid z)$", 4.2, _LOW, "cost"
             ),
         ),
-        (
-            Edge("x", "corrupt"),
-            Edge("corrupt", "xt"),
-            Edge("xt", "enc"),
-            Edge("enc", "z"),
-            Edge("z", "dec"),
-            Edge("dec", "xhat"),
-            Edge("x", "rec", dashed=True),
-            Edge("xhat", "rec", dashed=True),
-        ),
+        (*_path("x", "corrupt", "xt", "enc", "z", "dec", "xhat"), *_reconstruction()),
         "the encoder sees a damaged copy; the decoder is scored on the clean image",
     ),
     "VAE": TrainingGraph(
@@ -231,17 +239,7 @@ TRAINING_GRAPHS: dict[str, TrainingGraph] = {
                 highlight=True,
             ),
         ),
-        (
-            Edge("x", "enc"),
-            Edge("enc", "musig"),
-            Edge("musig", "z"),
-            Edge("eps", "z"),
-            Edge("z", "dec"),
-            Edge("dec", "xhat"),
-            Edge("x", "rec", dashed=True),
-            Edge("xhat", "rec", dashed=True),
-            Edge("musig", "kl", dashed=True),
-        ),
+        _vae_edges(),
         "a distribution per image, sampled by reparameterization; the KL term is the extra cost",
     ),
     "GAN": TrainingGraph(
@@ -263,11 +261,8 @@ TRAINING_GRAPHS: dict[str, TrainingGraph] = {
             ),
         ),
         (
-            Edge("z", "gen"),
-            Edge("gen", "fake"),
-            Edge("fake", "disc"),
-            Edge("real", "disc"),
-            Edge("disc", "d"),
+            *_path("z", "gen", "fake", "disc"),
+            *_path("real", "disc", "d"),
             Edge("d", "bce", dashed=True),
         ),
         "no encoder and no likelihood: two networks play a game on one cost",
@@ -468,17 +463,7 @@ VAE_STRUCTURE = TrainingGraph(
             highlight=True,
         ),
     ),
-    (
-        Edge("x", "enc"),
-        Edge("enc", "musig"),
-        Edge("musig", "z"),
-        Edge("eps", "z"),
-        Edge("z", "dec"),
-        Edge("dec", "xhat"),
-        Edge("x", "rec", dashed=True, rad=0.1),
-        Edge("xhat", "rec", dashed=True),
-        Edge("musig", "kl", dashed=True),
-    ),
+    _vae_edges(rad=0.1),
     "loss = $-$ELBO = reconstruction term + KL term",
 )
 

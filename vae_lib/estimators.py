@@ -141,6 +141,34 @@ class PosteriorModel(Protocol):
     def scoring_batch(self, batch: Any) -> Any: ...
 
 
+class StandardNormalPrior:
+    """The :class:`PosteriorModel` methods that a model of observations ``x (B, ...)`` with the
+    prior N(0, I) and a checked ``log_px_given_z(x, z)`` shares (a VAE,
+    :class:`vae_lib.LinearGaussian`); the model checks ``x`` with its ``_check_x(x)`` and
+    has ``input_size``, the number of values of one observation."""
+
+    @property
+    def iwae_cost(self) -> int:
+        """Numbers held per (example, sample) pair: the decoder's outputs, one per value."""
+        return self.input_size
+
+    def scoring_batch(self, x: torch.Tensor) -> torch.Tensor:
+        """``x (B, ...)`` checked and moved to the model's device and dtype."""
+        _check_batch(x)
+        device, dtype = _placement(self, x)
+        x = x.to(device=device, dtype=dtype)
+        self._check_x(x)
+        return x
+
+    def prior_params(self, batch: Any) -> None:
+        """``None``: the prior is N(0, I)."""
+        return None
+
+    def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log p(x | z), ``(S, B)`` for ``z (S, B, D)`` (the model's ``log_px_given_z``)."""
+        return self.log_px_given_z(x, z)
+
+
 def _rows(batch: Any) -> int:
     return int((batch[0] if isinstance(batch, tuple) else batch).shape[0])
 

@@ -21,7 +21,6 @@ All losses are per example and in nats (natural logarithms), like the rest of ``
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -29,13 +28,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import arguments
-from .checks import check_unit_interval
-from .data import binarize_images, minibatches
-from .training import FitOptions, Run, Trainable, make_adam
+from .training import BinarizedImages, FitOptions, Run, check_binarize, eval_mode, make_adam
 
 GENERATOR_OUTPUTS = ("sigmoid", "linear")
 GAN_ARCHITECTURES = ("mlp", "conv")
-GAN_BINARIZATIONS = (None, "dynamic", "threshold")
 
 #: The curves of a GAN's :class:`vae_lib.History` from :func:`vae_lib.fit`: means over each
 #: epoch's examples (each step's values weighted by its minibatch's size).
@@ -77,7 +73,7 @@ class GANOptions(FitOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        arguments.one_of("binarize", self.binarize, GAN_BINARIZATIONS)
+        check_binarize(self.binarize)
         if self.generator_ema is not None:
             self._set(
                 "generator_ema",
@@ -193,7 +189,7 @@ def _spectral_norm(layer: nn.Module) -> nn.Module:
     return nn.utils.parametrizations.spectral_norm(layer)
 
 
-class GAN(Trainable):
+class GAN(BinarizedImages):
     """A GAN whose generator and discriminator are multilayer perceptrons or, with
     ``architecture="conv"``, DCGAN-style convolutional networks.
 
@@ -219,15 +215,15 @@ class GAN(Trainable):
     watched = "the losses (D, G)"
     #: the history's training curves are the bare names (``d_real``), as they have always been
     train_prefix = ""
+    Config = GANConfig
 
     def __init__(self, config: GANConfig | None = None) -> None:
-        super().__init__()
-        self.config = config if config is not None else GANConfig()
+        super().__init__(config)
         if self.config.architecture == "conv":
             self.generator, self.discriminator = _dcgan_networks(self.config)
             return
         c = self.config
-        n_out = math.prod(c.input_shape)
+        n_out = self.input_size
         layers: list[nn.Module] = []
         n_in = c.latent_dim
         for width in c.generator_hidden:
@@ -250,27 +246,6 @@ class GAN(Trainable):
             n_in = width
         layers.append(norm(nn.Linear(n_in, 1)))
         self.discriminator = nn.Sequential(*layers)
-
-    # -- shapes -----------------------------------------------------------------------------
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.config.input_shape)
-
-    @property
-    def latent_dim(self) -> int:
-        return int(self.config.latent_dim)
-
-    def _check_x(self, x: torch.Tensor, name: str = "x") -> None:
-        expected = f"(B, {', '.join(map(str, self.input_shape))})"
-        arguments.float_tensor(name, x, shape=expected, dtype=self.dtype)
-        if x.dim() != len(self.input_shape) + 1 or tuple(x.shape[1:]) != self.input_shape:
-            raise ValueError(f"{name} has shape {tuple(x.shape)}; expected {expected}")
-
-    def _check_z(self, z: torch.Tensor) -> None:
-        expected = f"(B, latent_dim={self.latent_dim})"
-        arguments.float_tensor("z", z, shape=expected, dtype=self.dtype)
-        if z.dim() != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"z has shape {tuple(z.shape)}; expected {expected}")
 
     # -- the two networks -------------------------------------------------------------------
     def generate(self, z: torch.Tensor) -> torch.Tensor:
@@ -300,16 +275,12 @@ class GAN(Trainable):
         n = arguments.positive_int("n", n)
         arguments.generator("generator", generator, self.device)
         z = torch.randn(n, self.latent_dim, device=self.device, generator=generator)
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             return self._generate(z)
-        finally:
-            self.train(was_training)
 
     def discriminate(self, x: torch.Tensor) -> torch.Tensor:
         """D's logits: ``(B, *input_shape) -> (B,)``; ``sigmoid`` gives P(x is real)."""
-        self._check_x(x)
+        self._check_input("x", x)
         return self._discriminate(x)
 
     def _discriminate(self, x: torch.Tensor) -> torch.Tensor:
@@ -324,8 +295,8 @@ class GAN(Trainable):
         Minimising its mean maximises D's side of the GAN value function. Detach ``x_fake``
         (or make it under ``no_grad``) to keep this loss's gradients out of the generator.
         """
-        self._check_x(x_real, "x_real")
-        self._check_x(x_fake, "x_fake")
+        self._check_input("x_real", x_real)
+        self._check_input("x_fake", x_fake)
         if x_real.shape[0] != x_fake.shape[0]:
             raise ValueError(
                 f"x_real and x_fake must hold the same number of examples (one pair per loss "
@@ -374,26 +345,6 @@ class GAN(Trainable):
             "d_fake": torch.sigmoid(fake_logits),
         }
         return d_loss.mean(), parts
-
-    def training_data(self, data: torch.Tensor, run: Run, *, name: str) -> torch.Tensor:
-        """``data`` ``(N, *input_shape)`` of the model's dtype, on its device; its values are
-        checked to lie in [0, 1] when it is binarized, and validation data is binarized once
-        here (a ``"dynamic"`` binarization draws it with the run's generator)."""
-        x = super().training_data(data, run, name=name)
-        binarize = run.options.binarize
-        if binarize is not None:
-            check_unit_interval(name, x, f"for binarize={binarize!r}")
-        if name == "val":
-            x = binarize_images(x, "static" if binarize == "dynamic" else binarize, run.generator)
-        return x
-
-    def batches(self, data: torch.Tensor, run: Run) -> Iterator[torch.Tensor]:
-        """Shuffled minibatches ``(b, *input_shape)``, binarized as ``binarize`` says (order
-        and draws from the run's generator)."""
-        o = run.options
-        return minibatches(
-            data, o.batch_size, shuffle=True, binarize=o.binarize, generator=run.generator
-        )
 
     def configure_optimizers(self, run: Run) -> list[torch.optim.Optimizer]:
         """Two Adams, D's then G's, with the run's ``lr`` and ``betas``."""

@@ -17,10 +17,11 @@ from torch import nn
 
 from . import arguments
 from .distributions import LOG_2PI, gaussian_kl, gaussian_kl_full, gaussian_log_likelihood
+from .estimators import StandardNormalPrior
 from .losses import ELBO
 
 
-class LinearGaussian(nn.Module):
+class LinearGaussian(nn.Module, StandardNormalPrior):
     """z ~ N(0, I), x|z ~ N(W z + b, obs_std^2 I); the same interface as :class:`vae_lib.VAE`.
 
     Args:
@@ -62,13 +63,19 @@ class LinearGaussian(nn.Module):
         return int(self.weight.shape[0])
 
     @property
+    def input_size(self) -> int:
+        """P, the number of values of one observation (``data_dim``)."""
+        return self.data_dim
+
+    @property
     def obs_logvar(self) -> float:
         return 2.0 * math.log(self.obs_std)
 
     def _check(self, name: str, t: torch.Tensor, size: int, what: str) -> None:
-        arguments.float_tensor(name, t, shape=f"(..., {what}={size})")
-        if t.dim() < 1 or t.shape[-1] != size:
-            raise ValueError(f"{name} has shape {tuple(t.shape)}; expected (..., {what}={size})")
+        arguments.shaped_tensor(name, t, (size,), sizes=f"{what}={size}", leading="any")
+
+    def _check_x(self, x: torch.Tensor) -> None:
+        self._check("x", x, self.data_dim, "data_dim")
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Mean of p(x|z): ``(..., D) -> (..., P)``."""
@@ -77,7 +84,7 @@ class LinearGaussian(nn.Module):
 
     def log_px_given_z(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log N(x; W z + b, sigma^2 I): ``x (B, P)``, ``z (..., D)`` -> ``(...)`` in nats."""
-        self._check("x", x, self.data_dim, "data_dim")
+        self._check_x(x)
         return gaussian_log_likelihood(x, self.decode(z), self.obs_logvar)
 
     def marginal(self) -> torch.distributions.MultivariateNormal:
@@ -89,12 +96,12 @@ class LinearGaussian(nn.Module):
 
     def exact_log_px(self, x: torch.Tensor) -> torch.Tensor:
         """log p(x) in closed form: ``(B, P) -> (B,)`` in nats."""
-        self._check("x", x, self.data_dim, "data_dim")
+        self._check_x(x)
         return self.marginal().log_prob(x)
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact p(z|x) = N(mean, cov): ``x (B, P)`` -> mean ``(B, D)`` and cov ``(D, D)``."""
-        self._check("x", x, self.data_dim, "data_dim")
+        self._check_x(x)
         eye = torch.eye(self.latent_dim, dtype=self.weight.dtype, device=self.weight.device)
         precision = eye + self.weight.T @ self.weight / self.obs_std**2
         cov = torch.linalg.inv(precision)
@@ -109,29 +116,9 @@ class LinearGaussian(nn.Module):
         return mean, logvar
 
     # -- the latent-variable protocol of vae_lib.iwae_bound ------------------------------------
-    @property
-    def iwae_cost(self) -> int:
-        return self.data_dim
-
-    def scoring_batch(self, x: torch.Tensor) -> torch.Tensor:
-        """``x (B, P)`` checked and moved to the model's device and dtype."""
-        if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2:
-            raise ValueError("x must be a floating-point tensor with a batch dimension, (B, P)")
-        x = x.to(device=self.weight.device, dtype=self.weight.dtype)
-        self._check("x", x, self.data_dim, "data_dim")
-        return x
-
     def posterior_params(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, logvar) of the mean-field q(z | x) (:meth:`encode`)."""
         return self.encode(x)
-
-    def prior_params(self, x: torch.Tensor) -> None:
-        """``None``: the prior is N(0, I)."""
-        return None
-
-    def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """log p(x | z), ``(S, B)`` for ``z (S, B, D)``."""
-        return self.log_px_given_z(x, z)
 
     def elbo(
         self,

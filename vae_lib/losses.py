@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -31,6 +32,33 @@ class ELBO(NamedTuple):
     elbo: torch.Tensor
     reconstruction: torch.Tensor
     kl: torch.Tensor
+
+
+def _elbo_parts(reconstruction: torch.Tensor, kl: torch.Tensor, beta: float) -> ELBO:
+    """The :class:`ELBO` of its two parts: ``elbo = reconstruction - beta * kl``."""
+    return ELBO(elbo=reconstruction - beta * kl, reconstruction=reconstruction, kl=kl)
+
+
+@dataclass
+class LatentOutput:
+    """What one forward pass of a latent-variable model (a VAE, conditional or sequence VAE)
+    computes, first the fields of an :class:`ELBO` (so ``Output(*elbo_parts, z=...)`` makes
+    one); per-example tensors are ``(B,)`` and in nats. Each model's subclass adds its own.
+
+    Attributes:
+        elbo: reconstruction - beta * kl, the per-example training objective (maximised).
+        reconstruction: log p(x | z) at one z ~ q(z | x).
+        kl: KL(q(z | x) || p(z)), closed form.
+        z: ``(B, D)`` the sampled codes.
+        mu, logvar: ``(B, D)`` parameters of q(z | x).
+    """
+
+    elbo: torch.Tensor
+    reconstruction: torch.Tensor
+    kl: torch.Tensor
+    z: torch.Tensor
+    mu: torch.Tensor
+    logvar: torch.Tensor
 
 
 def elbo(
@@ -66,8 +94,7 @@ def elbo(
         reconstruction = gaussian_log_likelihood(x, decoder_output, obs_logvar)
     else:
         raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
-    kl = gaussian_kl(mu, logvar)
-    return ELBO(elbo=reconstruction - beta * kl, reconstruction=reconstruction, kl=kl)
+    return _elbo_parts(reconstruction, gaussian_kl(mu, logvar), beta)
 
 
 def _elbo(
@@ -84,5 +111,4 @@ def _elbo(
         reconstruction = _bernoulli_log_likelihood(x, decoder_output)
     else:
         reconstruction = _gaussian_log_likelihood(x, decoder_output, obs_logvar)
-    kl = _gaussian_kl(mu, logvar)
-    return ELBO(elbo=reconstruction - beta * kl, reconstruction=reconstruction, kl=kl)
+    return _elbo_parts(reconstruction, _gaussian_kl(mu, logvar), beta)

@@ -17,7 +17,6 @@ once (:func:`random_quadrant_counts`), which costs one model instead of three.
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ import torch
 from . import arguments
 from .checks import check_finite, check_unit_interval, value_checks_enabled
 from .elementwise import softplus
-from .training import FitOptions, Run, Trainable
+from .training import FitOptions, Run, Trainable, eval_mode
 from .vae import ACTIVATIONS, mlp
 
 #: The value a hidden pixel has in a condition (pixels themselves lie in [0, 1]).
@@ -217,30 +216,18 @@ class QuadrantRegressor(Trainable):
 
     Options = QuadrantRegressorOptions
     curves = ("cross_entropy",)
+    Config = QuadrantRegressorConfig
 
     def __init__(self, config: QuadrantRegressorConfig | None = None) -> None:
-        super().__init__()
-        self.config = config if config is not None else QuadrantRegressorConfig()
-        n = math.prod(self.config.input_shape)
+        super().__init__(config)
+        n = self.input_size
         self.net = mlp([n, *self.config.hidden_dims, n], self.config.activation)
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.config.input_shape)
 
     def forward(self, c: torch.Tensor) -> torch.Tensor:
         """Logits of every pixel: ``c (B, H*W)`` (:func:`observe`: pixels in [0, 1], and
         :data:`MISSING` where hidden), of the model's dtype and on its device,
         ``-> (B, *input_shape)``."""
-        n = math.prod(self.input_shape)
-        arguments.float_tensor("c", c, shape=f"(B, {n})", dtype=self.dtype)
-        if c.dim() != 2 or c.shape[1] != n:
-            raise ValueError(f"c has shape {tuple(c.shape)}; expected (B, {n})")
-        if c.device != self.device:
-            raise ValueError(
-                f"c is on {c.device} but the model is on {self.device}; move it with "
-                f"c.to({str(self.device)!r})"
-            )
+        self._check_input("c", c, (self.input_size,), on_device=True)
         _check_conditions("c", c)
         return self._forward(c)
 
@@ -252,11 +239,7 @@ class QuadrantRegressor(Trainable):
         """``x (B, *input_shape)`` (grey levels in [0, 1], of the model's dtype, on any device)
         with its missing pixels replaced by the predicted probabilities, on the model's device;
         ``n_given`` as in :func:`observe`."""
-        expected = f"(B, {', '.join(map(str, self.input_shape))})"
-        arguments.float_tensor("x", x, shape=expected, dtype=self.dtype)
-        if tuple(x.shape[1:]) != self.input_shape or x.dim() != len(self.input_shape) + 1:
-            raise ValueError(f"x has shape {tuple(x.shape)}; expected {expected}")
-        x = x.to(self.device)
+        x = self._check_input("x", x).to(self.device)
         c, missing = observe(x, n_given)
         return torch.where(missing, torch.sigmoid(self._forward(c)), x)
 
@@ -366,9 +349,5 @@ def regressor_cross_entropy(
     check_unit_interval("x", x, "for a cross-entropy (divide bytes 0-255 by 255)")
     n_given = arguments.one_of("n_given", n_given, QUADRANT_COUNTS)
     batch_size = arguments.positive_int("batch_size", batch_size)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         return model._cross_entropy(x, n_given, batch_size)
-    finally:
-        model.train(was_training)

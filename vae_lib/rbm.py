@@ -34,7 +34,6 @@ Example::
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -44,10 +43,10 @@ from tqdm.auto import tqdm
 
 from . import arguments
 from .checks import check_unit_interval
-from .data import binarize_images, minibatches
+from .data import binarize_images
 from .distributions import log_mean_exp
 from .loop import PROGRESS_REFRESH_SECONDS
-from .training import FitOptions, Run, Trainable
+from .training import BinarizedImages, FitOptions, Run, check_binarize
 
 #: Largest number of units in the smaller layer that :meth:`RBM.log_partition_exact` enumerates
 #: (2^22, about four million states).
@@ -76,10 +75,6 @@ class RBMConfig:
         object.__setattr__(self, "input_shape", shape)
         object.__setattr__(self, "n_hidden", arguments.positive_int("n_hidden", self.n_hidden))
         object.__setattr__(self, "init_std", arguments.real("init_std", self.init_std, minimum=0.0))
-
-
-#: What an RBM's ``binarize`` takes (a static draw is made once, by :func:`vae_lib.load_mnist`).
-RBM_BINARIZATIONS = (None, "dynamic", "threshold")
 
 
 @dataclass(frozen=True)
@@ -128,20 +123,8 @@ class RBMOptions(FitOptions):
             self._set("n_chains", self.batch_size)
         self._set("momentum", arguments.probability("momentum", self.momentum))
         self._set("weight_decay", arguments.real("weight_decay", self.weight_decay, minimum=0.0))
-        if self.binarize == "static" or self.binarize not in RBM_BINARIZATIONS:
-            raise ValueError(
-                f"binarize must be None, 'dynamic' or 'threshold', got {self.binarize!r} "
-                "(a static binarization is done once by load_mnist)"
-            )
+        check_binarize(self.binarize)
         arguments.boolean("init_visible_bias", self.init_visible_bias)
-
-
-def _check_generator(generator: torch.Generator | None, device: torch.device) -> None:
-    if generator is not None and generator.device.type != device.type:
-        raise ValueError(
-            f"generator is on {generator.device} but the model is on {device}; "
-            f"make it with torch.Generator(device=...) on the model's device"
-        )
 
 
 def _bernoulli(p: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -155,7 +138,7 @@ def _exact_dtype(device: torch.device) -> torch.dtype:
     return torch.float32 if device.type == "mps" else torch.float64
 
 
-class RBM(Trainable):
+class RBM(BinarizedImages):
     """A Bernoulli-Bernoulli restricted Boltzmann machine.
 
     Parameters: ``weight (V, H)``, ``visible_bias (V,)`` (b), ``hidden_bias (H,)`` (c).
@@ -179,22 +162,17 @@ class RBM(Trainable):
     Options = RBMOptions
     curves = ("reconstruction",)
     watched = "the RBM's parameters (sums of W, b, c)"
+    Config = RBMConfig
 
     def __init__(self, config: RBMConfig | None = None) -> None:
-        super().__init__()
-        self.config = config if config is not None else RBMConfig()
+        super().__init__(config)
         c = self.config
-        n_visible = math.prod(c.input_shape)
-        self.weight = nn.Parameter(torch.randn(n_visible, c.n_hidden) * c.init_std)
-        self.visible_bias = nn.Parameter(torch.zeros(n_visible))
+        self.weight = nn.Parameter(torch.randn(self.input_size, c.n_hidden) * c.init_std)
+        self.visible_bias = nn.Parameter(torch.zeros(self.input_size))
         self.hidden_bias = nn.Parameter(torch.zeros(c.n_hidden))
 
     def extra_repr(self) -> str:
         return f"n_visible={self.n_visible}, n_hidden={self.n_hidden}"
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.config.input_shape)
 
     @property
     def n_visible(self) -> int:
@@ -209,20 +187,12 @@ class RBM(Trainable):
     # -- checks and flat internals --------------------------------------------------------
     def _check_v(self, v: torch.Tensor, name: str = "v") -> torch.Tensor:
         """Checks ``v (B, *input_shape)`` in [0, 1]; returns it flat ``(B, V)`` on the model."""
-        expected = f"(B, {', '.join(map(str, self.input_shape))})"
-        if not isinstance(v, torch.Tensor) or not v.is_floating_point():
-            raise ValueError(f"{name} must be a floating-point tensor of shape {expected}")
-        if v.dim() != len(self.input_shape) + 1 or tuple(v.shape[1:]) != self.input_shape:
-            raise ValueError(f"{name} has shape {tuple(v.shape)}; expected {expected}")
+        arguments.shaped_tensor(name, v, self.input_shape)
         check_unit_interval(name, v)
         return v.reshape(v.shape[0], self.n_visible).to(self.weight)
 
     def _check_h(self, h: torch.Tensor) -> torch.Tensor:
-        expected = f"(B, {self.n_hidden})"
-        if not isinstance(h, torch.Tensor) or not h.is_floating_point():
-            raise ValueError(f"h must be a floating-point tensor of shape {expected}")
-        if h.dim() != 2 or h.shape[1] != self.n_hidden:
-            raise ValueError(f"h has shape {tuple(h.shape)}; expected {expected}")
+        arguments.shaped_tensor("h", h, (self.n_hidden,))
         check_unit_interval("h", h)
         return h.to(self.weight)
 
@@ -257,7 +227,7 @@ class RBM(Trainable):
         self, v: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         """A binary draw h ~ p(h | v): ``(B, *input_shape) -> (B, H)`` with values in {0, 1}."""
-        _check_generator(generator, self.device)
+        arguments.generator("generator", generator, self.device)
         return _bernoulli(self.hidden_probs(v), generator)
 
     @torch.no_grad()
@@ -265,14 +235,14 @@ class RBM(Trainable):
         self, h: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         """A binary draw v ~ p(v | h): ``(B, H) -> (B, *input_shape)`` with values in {0, 1}."""
-        _check_generator(generator, self.device)
+        arguments.generator("generator", generator, self.device)
         return _bernoulli(self.visible_probs(h), generator)
 
     @torch.no_grad()
     def gibbs_step(self, v: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """One block Gibbs step v -> h ~ p(h|v) -> v' ~ p(v|h); returns the binary v'
         ``(B, *input_shape)``."""
-        _check_generator(generator, self.device)
+        arguments.generator("generator", generator, self.device)
         return self._unflatten(self._gibbs_flat(self._check_v(v), generator))
 
     @torch.no_grad()
@@ -300,7 +270,7 @@ class RBM(Trainable):
         """
         n = arguments.positive_int("n", n)
         n_steps = arguments.positive_int("n_steps", n_steps)
-        _check_generator(generator, self.device)
+        arguments.generator("generator", generator, self.device)
         if init is None:
             half = torch.full((n, self.n_visible), 0.5, device=self.device, dtype=self.weight.dtype)
             v = _bernoulli(half, generator)
@@ -433,25 +403,15 @@ class RBM(Trainable):
         return {name: value / data.shape[0] for name, value in sums.items()}
 
     def training_data(self, data: torch.Tensor, run: Run, *, name: str) -> torch.Tensor:
-        """``data`` ``(N, *input_shape)`` of any floating-point type, values in [0, 1]
-        (checked here once), moved to the model's device and dtype; validation data is
-        binarized once here (a ``"dynamic"`` binarization draws it with the run's
+        """``data`` ``(N, *input_shape)`` of any floating-point type, converted to the model's
+        dtype and moved to its device, values in [0, 1] (checked here once); validation data
+        is binarized once here (a ``"dynamic"`` binarization draws it with the run's
         generator)."""
         x = arguments.data_set(name, data, input_shape=self.input_shape)
-        check_unit_interval(name, x)
-        x = x.to(device=self.device, dtype=self.dtype)
-        if name == "val":
-            binarize = run.options.binarize
-            x = binarize_images(x, "static" if binarize == "dynamic" else binarize, run.generator)
-        return x
+        return super().training_data(x.to(self.dtype), run, name=name)
 
-    def batches(self, data: torch.Tensor, run: Run) -> Iterator[torch.Tensor]:
-        """Shuffled minibatches ``(b, *input_shape)``, binarized as ``binarize`` says (order
-        and draws from the run's generator)."""
-        o = run.options
-        return minibatches(
-            data, o.batch_size, shuffle=True, binarize=o.binarize, generator=run.generator
-        )
+    def _check_values(self, name: str, x: torch.Tensor, binarize: str | None) -> None:
+        check_unit_interval(name, x)
 
     def configure_optimizers(self, run: Run) -> list[torch.optim.Optimizer]:
         """One SGD with momentum; weight decay on the weights only, not the biases."""
@@ -669,7 +629,7 @@ def ais_log_partition(
     betas = betas.detach().to("cpu", torch.float64)
     if betas[0] != 0 or betas[-1] != 1 or not bool((betas.diff() >= 0).all()):
         raise ValueError("betas must increase (weakly) from 0 to 1")
-    _check_generator(generator, rbm.device)
+    arguments.generator("generator", generator, rbm.device)
     w, b, c = rbm.weight, rbm.visible_bias, rbm.hidden_bias
     if base_visible_bias is None:
         b_a = torch.zeros_like(b)

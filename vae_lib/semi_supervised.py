@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from . import arguments
 from .checks import check_finite, check_unit_interval, value_checks_enabled
 from .distributions import gaussian_kl, gaussian_log_likelihood, reparameterize
-from .training import FitOptions, Run, Trainable
+from .training import FitOptions, Run, Trainable, eval_mode
 from .vae import ACTIVATIONS, VAEBase, mlp
 
 #: The tensor types that hold class indices.
@@ -216,10 +216,10 @@ class SemiSupervisedVAE(Trainable):
 
     Options = SemiSupervisedOptions
     curves = ("loss", "labelled_elbo", "unlabelled_elbo", "log_q_label")
+    Config = SemiSupervisedVAEConfig
 
     def __init__(self, config: SemiSupervisedVAEConfig | None = None) -> None:
-        super().__init__()
-        self.config = config if config is not None else SemiSupervisedVAEConfig()
+        super().__init__(config)
         cfg = self.config
         d, k, j = cfg.input_dim, cfg.n_classes, cfg.latent_dim
         self.classifier = mlp([d, *cfg.classifier_hidden_dims, k], cfg.activation)
@@ -236,30 +236,16 @@ class SemiSupervisedVAE(Trainable):
         """D, the length of a feature vector x."""
         return int(self.config.input_dim)
 
-    @property
-    def latent_dim(self) -> int:
-        """J, the dimension of the style z."""
-        return int(self.config.latent_dim)
-
     # -- argument checks ------------------------------------------------------------------
     def _check_x(self, x: torch.Tensor, name: str = "x") -> None:
         d = self.input_dim
-        arguments.float_tensor(name, x, shape=f"(B, {d})", dtype=self.dtype)
-        if x.dim() != 2 or x.shape[1] != d:
-            raise ValueError(f"{name} has shape {tuple(x.shape)}; expected (B, input_dim={d})")
+        self._check_input(name, x, (d,), sizes=f"input_dim={d}")
         check_finite(name, x, "(features of the feature VAE)")
 
     def _check_y(self, y: torch.Tensor, like: torch.Tensor, name: str = "y") -> None:
         _check_labels(name, y, n=like.shape[0], n_classes=self.n_classes)
         if y.device != like.device:
             raise ValueError(f"{name} is on {y.device} but its inputs are on {like.device}")
-
-    def _check_z(self, z: torch.Tensor) -> None:
-        j = self.latent_dim
-        arguments.float_tensor("z", z, shape=f"(B, {j})", dtype=self.dtype)
-        if z.dim() != 2 or z.shape[1] != j:
-            raise ValueError(f"z has shape {tuple(z.shape)}; expected (B, latent_dim={j})")
-        check_finite("z", z)
 
     # -- the networks (unchecked twins, used by the training steps) ------------------------
     def _one_hot(self, y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -312,6 +298,7 @@ class SemiSupervisedVAE(Trainable):
         """Mean and log-variance of the Gaussian p(x | y, z): ``(B, J)``, ``(B,)`` -> two
         ``(B, D)`` tensors."""
         self._check_z(z)
+        check_finite("z", z)
         self._check_y(y, z)
         return self._decode(z, y)
 
@@ -342,14 +329,10 @@ class SemiSupervisedVAE(Trainable):
         batch_size = arguments.positive_int("batch_size", batch_size)
         self._check_x(x)
         check_finite("x", x, "(a NaN feature has no class)")
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             return torch.cat(
                 [self._classify(xb.to(self.device)).argmax(-1) for xb in x.split(batch_size)]
             )
-        finally:
-            self.train(was_training)
 
     # -- the model contract of vae_lib.fit -----------------------------------------------------
     def training_data(self, data: Any, run: Run, *, name: str) -> _Features:

@@ -45,7 +45,9 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from . import arguments
 from .checks import check_finite
 from .distributions import reparameterize
-from .training import FitOptions, Run, Trainable, free_bits_kl, kl_weight
+from .estimators import StandardNormalPrior
+from .losses import LatentOutput, _elbo_parts
+from .training import FitOptions, Run, Trainable, _check_kl_options, free_bits_kl, kl_weight
 from .words import CharVocabulary
 
 PAD, BOS, EOS = CharVocabulary.PAD, CharVocabulary.BOS, CharVocabulary.EOS
@@ -105,12 +107,7 @@ class SequenceOptions(FitOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self._set("beta", arguments.real("beta", self.beta, minimum=0.0))
-        self._set(
-            "kl_warmup_epochs",
-            arguments.integer("kl_warmup_epochs", self.kl_warmup_epochs, minimum=0),
-        )
-        self._set("free_bits", arguments.real("free_bits", self.free_bits, minimum=0.0))
+        _check_kl_options(self, whole_epochs=True)
         self._set(
             "word_dropout",
             arguments.probability("word_dropout", self.word_dropout, allow_one=True),
@@ -118,29 +115,23 @@ class SequenceOptions(FitOptions):
 
 
 @dataclass
-class SequenceVAEOutput:
+class SequenceVAEOutput(LatentOutput):
     """One forward pass; per-word tensors are ``(B,)`` and in nats.
 
     Attributes:
         elbo: reconstruction - beta * kl (for a language model: the log-likelihood).
         reconstruction: log p(x | z) at one z ~ q(z | x), summed over the predicted tokens.
         kl: KL(q(z | x) || N(0, I)), closed form (zeros for a language model).
+        z, mu, logvar: ``(B, J)`` the sampled code and the encoder's parameters.
         kl_per_dim: ``(B, J)`` the KL of each latent dimension.
-        mu, logvar, z: ``(B, J)`` the encoder's parameters and the sampled code.
         logits: ``(B, T-1, V)`` the decoder's logits of tokens 1 .. T-1.
     """
 
-    elbo: torch.Tensor
-    reconstruction: torch.Tensor
-    kl: torch.Tensor
     kl_per_dim: torch.Tensor
-    mu: torch.Tensor
-    logvar: torch.Tensor
-    z: torch.Tensor
     logits: torch.Tensor
 
 
-class SequenceVAE(Trainable):
+class SequenceVAE(Trainable, StandardNormalPrior):
     """GRU encoder -> diagonal Gaussian z -> autoregressive GRU decoder (or, with
     ``latent_dim=0``, the decoder alone: a language model).
 
@@ -161,10 +152,10 @@ class SequenceVAE(Trainable):
     #: Numbers per (word, sample) pair for :func:`vae_lib.iwae_bound`'s chunking: with its
     #: 2**23 numbers at once, 8192 (word, sample) pairs go through the decoder together.
     iwae_cost: ClassVar[int] = 1024
+    Config = SequenceVAEConfig
 
     def __init__(self, config: SequenceVAEConfig | None = None) -> None:
-        super().__init__()
-        self.config = config if config is not None else SequenceVAEConfig()
+        super().__init__(config)
         cfg = self.config
         self.embedding = nn.Embedding(cfg.vocab_size, cfg.embedding_dim, padding_idx=PAD)
         j = cfg.latent_dim
@@ -174,11 +165,6 @@ class SequenceVAE(Trainable):
             self.to_initial_state = nn.Linear(j, cfg.decoder_hidden_dim)
         self.decoder = nn.GRU(cfg.embedding_dim + j, cfg.decoder_hidden_dim, batch_first=True)
         self.to_logits = nn.Linear(cfg.decoder_hidden_dim, cfg.vocab_size)
-
-    @property
-    def latent_dim(self) -> int:
-        """J, the dimension of z (0 for a language model)."""
-        return int(self.config.latent_dim)
 
     # -- argument checks (public methods only; the training steps use the unchecked twins) ---
     def _check_tokens(self, tokens: object, name: str = "tokens") -> torch.Tensor:
@@ -199,11 +185,7 @@ class SequenceVAE(Trainable):
                 f"{name} has shape {tuple(tokens.shape)}; a word needs T >= 2 columns (its start "
                 "and end tokens)"
             )
-        if tokens.device != self.device:
-            raise ValueError(
-                f"{name} is on {tokens.device} but the model is on {self.device}; move it with "
-                f"{name}.to({str(self.device)!r})"
-            )
+        arguments.on_device(name, tokens, self.device)
         if tokens.numel() and (tokens.min() < 0 or tokens.max() >= v):
             raise ValueError(
                 f"{name} must lie in [0, {v}), the model's vocabulary; got "
@@ -280,16 +262,13 @@ class SequenceVAE(Trainable):
             f"{n}); only pads ({PAD}) may follow a word"
         )
 
-    def _check_z(self, z: object, b: int | None) -> torch.Tensor:
-        """A code ``z (B, J)`` in the model's dtype and on its device (``b``: the B expected)."""
-        shape = f"({'B' if b is None else b}, J={self.latent_dim})"
-        arguments.float_tensor("z", z, shape=shape, dtype=self.dtype)
-        if z.dim() != 2 or z.shape[1] != self.latent_dim or (b is not None and z.shape[0] != b):
-            raise ValueError(f"z must be {shape}, got shape {tuple(z.shape)}")
-        if z.device != self.device:
+    def _check_codes(self, z: object, b: int | None) -> torch.Tensor:
+        """Codes ``z (B, J)`` in the model's dtype and on its device (``b``: the B expected)."""
+        j = self.latent_dim
+        self._check_input("z", z, (j,), sizes=f"J={j}", on_device=True)
+        if b is not None and z.shape[0] != b:
             raise ValueError(
-                f"z is on {z.device} but the model is on {self.device}; move it with "
-                f"z.to({str(self.device)!r})"
+                f"z must be ({b}, J={j}), one code per word, got shape {tuple(z.shape)}"
             )
         check_finite("z", z)
         return z
@@ -301,7 +280,7 @@ class SequenceVAE(Trainable):
             return None
         if z is None:
             raise ValueError(f"z must be (B={b}, J={self.latent_dim}), got None")
-        return self._check_z(z, b)
+        return self._check_codes(z, b)
 
     # -- the networks -----------------------------------------------------------------------
     def encode(
@@ -346,15 +325,14 @@ class SequenceVAE(Trainable):
         z = self._check_code(z, tokens.shape[0])
         word_dropout = arguments.probability("word_dropout", word_dropout, allow_one=True)
         arguments.generator("generator", generator, self.device)
-        return self._decode_logits(tokens, z, word_dropout, generator)
+        return self._decode_logits(self._decoder_inputs(tokens, word_dropout, generator), z)
 
-    def _decode_logits(
-        self,
-        tokens: torch.Tensor,
-        z: torch.Tensor | None,
-        word_dropout: float = 0.0,
-        generator: torch.Generator | None = None,
+    @staticmethod
+    def _decoder_inputs(
+        tokens: torch.Tensor, word_dropout: float, generator: torch.Generator | None
     ) -> torch.Tensor:
+        """The decoder's input tokens 0 .. T-2, ``(B, T-1)``, each letter hidden (replaced by
+        the pad token) with probability ``word_dropout``, drawn with ``generator``."""
         inputs = tokens[:, :-1]
         if word_dropout > 0:
             drop = (
@@ -362,6 +340,10 @@ class SequenceVAE(Trainable):
             )
             drop[:, 0] = False
             inputs = inputs.masked_fill(drop, PAD)
+        return inputs
+
+    def _decode_logits(self, inputs: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
+        """Logits ``(B, T-1, V)`` of the tokens after ``inputs (B, T-1)``, given ``z``."""
         x = self.embedding(inputs)
         if self.latent_dim:
             x = torch.cat([x, z.unsqueeze(1).expand(-1, x.shape[1], -1)], dim=-1)
@@ -384,7 +366,7 @@ class SequenceVAE(Trainable):
     def _log_px_given_z(
         self, tokens: torch.Tensor, lengths: torch.Tensor, z: torch.Tensor | None
     ) -> torch.Tensor:
-        return _token_log_likelihood(self._decode_logits(tokens, z), tokens, lengths)
+        return _token_log_likelihood(self._decode_logits(tokens[:, :-1], z), tokens, lengths)
 
     # -- the latent-variable protocol of vae_lib.iwae_bound ------------------------------------
     def scoring_batch(self, batch: object) -> tuple[torch.Tensor, torch.Tensor]:
@@ -408,10 +390,6 @@ class SequenceVAE(Trainable):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, logvar) of q(z | x), each ``(B, J)`` (what :meth:`encode` gives, unchecked)."""
         return self._encode(*batch)
-
-    def prior_params(self, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
-        """``None``: the prior is N(0, I)."""
-        return None
 
     def log_likelihood(
         self, batch: tuple[torch.Tensor, torch.Tensor], z: torch.Tensor | None
@@ -461,20 +439,13 @@ class SequenceVAE(Trainable):
             kl_per_dim = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
         else:
             mu = logvar = z = kl_per_dim = tokens.new_zeros((b, 0), dtype=self.dtype)
-        logits = self._decode_logits(
-            tokens, z if self.latent_dim else None, word_dropout, generator
+        inputs = self._decoder_inputs(tokens, word_dropout, generator)
+        logits = self._decode_logits(inputs, z if self.latent_dim else None)
+        parts = _elbo_parts(
+            _token_log_likelihood(logits, tokens, lengths), kl_per_dim.sum(-1), beta
         )
-        reconstruction = _token_log_likelihood(logits, tokens, lengths)
-        kl = kl_per_dim.sum(-1)
         return SequenceVAEOutput(
-            elbo=reconstruction - beta * kl,
-            reconstruction=reconstruction,
-            kl=kl,
-            kl_per_dim=kl_per_dim,
-            mu=mu,
-            logvar=logvar,
-            z=z,
-            logits=logits,
+            *parts, z=z, mu=mu, logvar=logvar, kl_per_dim=kl_per_dim, logits=logits
         )
 
     # -- training (vae_lib.fit) -------------------------------------------------------------
@@ -555,7 +526,7 @@ class SequenceVAE(Trainable):
         arguments.generator("generator", generator, self.device)
         device = self.device
         if self.latent_dim:
-            z = self._check_z(z, None)
+            z = self._check_codes(z, None)
             b = z.shape[0]
             if n is not None and arguments.integer("n", n, minimum=0) != b:
                 raise ValueError(f"n={n} but z holds {b} codes; a VAE writes one word per code")

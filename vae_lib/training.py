@@ -24,6 +24,7 @@ import dataclasses
 import math
 import os
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -31,12 +32,15 @@ import torch
 from torch import nn
 
 from . import arguments
-from .checks import skip_value_checks
-from .data import minibatches
+from .checks import check_unit_interval, skip_value_checks
+from .data import binarize_images, minibatches
 from .distributions import gaussian_kl_per_dimension
 from .loop import History, NonFiniteWatch, TrainingState, train_loop
 
 LR_SCHEDULES = (None, "cosine")
+#: What :func:`fit`'s ``binarize`` takes for images (a static draw is made once, by
+#: :func:`vae_lib.load_mnist`).
+BINARIZATIONS = (None, "dynamic", "threshold")
 
 
 def make_adam(params, lr: float, betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Adam:
@@ -69,6 +73,29 @@ def kl_weight(beta: float, warmup_epochs: float, steps: int, n_batches: int) -> 
     if warmup_epochs <= 0:
         return beta
     return beta * min(1.0, steps / (warmup_epochs * n_batches))
+
+
+def check_binarize(binarize: Any) -> None:
+    """Refuse a ``binarize`` option that is not one of :data:`BINARIZATIONS`."""
+    if binarize == "static" or binarize not in BINARIZATIONS:
+        raise ValueError(
+            f"binarize must be None, 'dynamic' or 'threshold', got {binarize!r} "
+            "(a static binarization is done once by load_mnist)"
+        )
+
+
+def _check_kl_options(options: FitOptions, *, whole_epochs: bool = False) -> None:
+    """Check (and store as Python numbers) the options of a family with a KL term: ``beta``,
+    ``kl_warmup_epochs`` (a whole number with ``whole_epochs``) and ``free_bits``, each >= 0."""
+    options._set("beta", arguments.real("beta", options.beta, minimum=0.0))
+    warmup = options.kl_warmup_epochs
+    options._set(
+        "kl_warmup_epochs",
+        arguments.integer("kl_warmup_epochs", warmup, minimum=0)
+        if whole_epochs
+        else arguments.real("kl_warmup_epochs", warmup, minimum=0.0),
+    )
+    options._set("free_bits", arguments.real("free_bits", options.free_bits, minimum=0.0))
 
 
 def free_bits_kl(mu: torch.Tensor, logvar: torch.Tensor, free_bits: float) -> torch.Tensor:
@@ -159,21 +186,32 @@ class Trainable(nn.Module):
     """The model contract: what :func:`fit` and :func:`evaluate` need of a model.
 
     A family sets :attr:`Options` and :attr:`curves` and implements :meth:`loss`; every other
-    hook has a default that fits a model of images trained with one Adam.
+    hook has a default that fits a model of images trained with one Adam. What every model
+    shares beyond training is here too: its ``config`` (``Config()`` when none is given), the
+    ``device``, ``dtype``, ``input_shape`` and ``latent_dim`` read from it, and the shape
+    checks of its inputs (:meth:`_check_input`, :meth:`_check_z`).
 
     Attributes:
         Options: the family's frozen :class:`FitOptions` subclass (its settings and defaults).
+        Config: the family's config class (a frozen dataclass), or ``None``.
         curves: the names of the per-example parts :meth:`loss` returns, in the order of the
             history's ``train_*`` and ``val_*`` curves.
         watched: what the non-finite check names when the loss goes bad.
     """
 
     Options: ClassVar[type[FitOptions]] = FitOptions
+    Config: ClassVar[type | None] = None
     curves: ClassVar[tuple[str, ...]] = ()
     watched: ClassVar[str] = "the loss"
     #: The prefix of the history's training curves (``train_elbo``); the GAN's are its bare
     #: curve names (``d_real``), as its histories have always had them.
     train_prefix: ClassVar[str] = "train_"
+
+    def __init__(self, config: Any = None) -> None:
+        super().__init__()
+        if config is None and self.Config is not None:
+            config = self.Config()
+        self.config = config
 
     # -- shared by every family -------------------------------------------------------------
     @property
@@ -185,6 +223,50 @@ class Trainable(nn.Module):
     def dtype(self) -> torch.dtype:
         """The floating-point type the model computes in (that of its parameters)."""
         return next(self.parameters()).dtype
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one example (``config.input_shape``), e.g. ``(1, 28, 28)``."""
+        return tuple(self.config.input_shape)
+
+    @property
+    def input_size(self) -> int:
+        """P, the number of values in one example (the product of ``input_shape``)."""
+        return math.prod(self.input_shape)
+
+    @property
+    def latent_dim(self) -> int:
+        """The dimension of the model's code z (``config.latent_dim``)."""
+        return int(self.config.latent_dim)
+
+    def _check_input(
+        self,
+        name: str,
+        x: Any,
+        event_shape: tuple[int, ...] | None = None,
+        *,
+        sizes: str | None = None,
+        leading: str = "one",
+        on_device: bool = False,
+    ) -> torch.Tensor:
+        """``x`` if it is a tensor ``(B, *event_shape)`` (default: ``input_shape``) of the
+        model's dtype (and on its device, with ``on_device``); the messages name ``name``
+        (:func:`vae_lib.arguments.shaped_tensor`)."""
+        return arguments.shaped_tensor(
+            name,
+            x,
+            self.input_shape if event_shape is None else event_shape,
+            sizes=sizes,
+            leading=leading,
+            dtype=self.dtype,
+            device=self.device if on_device else None,
+        )
+
+    def _check_z(self, z: Any, *, leading: str = "one") -> torch.Tensor:
+        """``z`` if it is a tensor of codes ``(B, latent_dim)`` of the model's dtype (with
+        ``leading="any"``: ``(..., latent_dim)``)."""
+        d = self.latent_dim
+        return self._check_input("z", z, (d,), sizes=f"latent_dim={d}", leading=leading)
 
     # -- the objective -------------------------------------------------------------------------
     def loss(self, batch: Any, run: Run) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -247,6 +329,47 @@ class Trainable(nn.Module):
                 sums[c] += parts[c].sum().item()
             n += int(_first_tensor(chunk).shape[0])
         return {c: v / n for c, v in sums.items()}
+
+
+class BinarizedImages(Trainable):
+    """A model trained on images ``(N, *input_shape)`` with the option ``binarize`` (one of
+    :data:`BINARIZATIONS`): every minibatch is binarized as it says (``"dynamic"``: a fresh
+    Bernoulli draw), and validation data once, when it is prepared (a dynamic binarization
+    drawn with the run's generator). A family says how the values are checked
+    (:meth:`_check_values`)."""
+
+    def _check_values(self, name: str, x: torch.Tensor, binarize: str | None) -> None:
+        """Check the values of prepared data ``x``, once (default: in [0, 1] if binarized)."""
+        if binarize is not None:
+            check_unit_interval(name, x, f"for binarize={binarize!r}")
+
+    def training_data(self, data: Any, run: Run, *, name: str) -> torch.Tensor:
+        x = super().training_data(data, run, name=name)
+        binarize = run.options.binarize
+        self._check_values(name, x, binarize)
+        if name == "val":  # drawn once, from the run's generator
+            x = binarize_images(x, "static" if binarize == "dynamic" else binarize, run.generator)
+        return x
+
+    def batches(self, data: torch.Tensor, run: Run) -> Iterator[torch.Tensor]:
+        """Shuffled minibatches ``(b, *input_shape)``, binarized as ``binarize`` says (order
+        and draws from the run's generator)."""
+        o = run.options
+        return minibatches(
+            data, o.batch_size, shuffle=True, binarize=o.binarize, generator=run.generator
+        )
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """``model`` in evaluation mode inside the block (dropout off, batch norm on its running
+    statistics); its mode is given back after, whatever happens."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def _chunks(data: Any, size: int) -> Iterable[Any]:
@@ -410,9 +533,5 @@ def evaluate(
         generator = torch.Generator(device=model.device).manual_seed(seed)
     run = Run(options=opts, generator=generator)
     data = model.training_data(data, run, name="data")
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         return model.evaluation(data, run, batch_size)
-    finally:
-        model.train(was_training)

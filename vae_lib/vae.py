@@ -14,11 +14,19 @@ from torch import nn
 
 from . import arguments
 from .checks import check_finite, check_unit_interval
-from .data import binarize_images, minibatches
 from .distributions import bernoulli_log_likelihood, gaussian_log_likelihood, reparameterize
 from .elementwise import ELU, Softplus
-from .losses import LIKELIHOODS, _elbo
-from .training import FitOptions, Run, Trainable, free_bits_kl, kl_weight
+from .estimators import StandardNormalPrior
+from .losses import LIKELIHOODS, LatentOutput, _elbo
+from .training import (
+    BinarizedImages,
+    FitOptions,
+    Run,
+    _check_kl_options,
+    check_binarize,
+    free_bits_kl,
+    kl_weight,
+)
 
 #: Hidden-layer nonlinearities by name. ELU and softplus are :mod:`vae_lib.elementwise`'s
 #: layers: the same functions as ``nn.ELU`` and ``nn.Softplus``, several times faster on a CPU.
@@ -26,7 +34,7 @@ ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": ELU, "softplus": Softplu
 
 
 @dataclass
-class VAEOutput:
+class VAEOutput(LatentOutput):
     """What one forward pass computes; per-example tensors are ``(B,)`` and in nats.
 
     Attributes:
@@ -38,20 +46,7 @@ class VAEOutput:
         decoder_output: ``(B, *input_shape)`` logits (Bernoulli) or means (Gaussian) at z.
     """
 
-    elbo: torch.Tensor
-    reconstruction: torch.Tensor
-    kl: torch.Tensor
-    z: torch.Tensor
-    mu: torch.Tensor
-    logvar: torch.Tensor
     decoder_output: torch.Tensor
-
-
-def _check_scored(x: object) -> None:
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise ValueError("x must be a floating-point tensor of shape (B, ...)")
-    if x.dim() < 2:
-        raise ValueError(f"x must have a batch dimension, shape (B, ...); got {tuple(x.shape)}")
 
 
 def _check_likelihood(config) -> None:
@@ -61,11 +56,6 @@ def _check_likelihood(config) -> None:
     object.__setattr__(config, "obs_std", obs_std)
     if hasattr(config, "learn_obs_std"):
         arguments.boolean("learn_obs_std", config.learn_obs_std)
-
-
-#: What :func:`vae_lib.fit`'s ``binarize`` takes for images (a static draw is made once, by
-#: :func:`vae_lib.load_mnist`).
-FIT_BINARIZATIONS = (None, "dynamic", "threshold")
 
 
 @dataclass(frozen=True)
@@ -89,72 +79,61 @@ class ImageOptions(FitOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self._set("beta", arguments.real("beta", self.beta, minimum=0.0))
-        self._set(
-            "kl_warmup_epochs",
-            arguments.real("kl_warmup_epochs", self.kl_warmup_epochs, minimum=0.0),
-        )
-        self._set("free_bits", arguments.real("free_bits", self.free_bits, minimum=0.0))
-        if self.binarize == "static" or self.binarize not in FIT_BINARIZATIONS:
-            raise ValueError(
-                f"binarize must be None, 'dynamic' or 'threshold', got {self.binarize!r} "
-                "(a static binarization is done once by load_mnist)"
-            )
+        _check_kl_options(self)
+        check_binarize(self.binarize)
 
 
-class ImageModel(Trainable):
-    """What VAEs and autoencoders of images share for :func:`vae_lib.fit`: the data (a tensor
-    of images, binarized per batch if asked), the options (:class:`ImageOptions`) and the
-    shape checks. Subclasses set ``config`` and implement :meth:`loss`."""
+class ImageModel(BinarizedImages):
+    """What VAEs and autoencoders of images share: the data (a tensor of images, binarized per
+    batch if asked) and options (:class:`ImageOptions`) of :func:`vae_lib.fit`, the shape
+    checks, the decoder's reshaping and the likelihood p(x|z). Subclasses set ``config`` and
+    implement :meth:`_decode_flat` (``(N, D) -> (N, *input_shape)`` or ``(N, P)``) and
+    :meth:`loss`."""
 
     Options = ImageOptions
-    config: object
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.config.input_shape)
-
-    @property
-    def latent_dim(self) -> int:
-        return int(self.config.latent_dim)
 
     @property
     def likelihood(self) -> str:
         return self.config.likelihood
 
     def _check_x(self, x: torch.Tensor) -> None:
-        expected = f"(B, {', '.join(map(str, self.input_shape))})"
-        arguments.float_tensor("x", x, shape=expected, dtype=self.dtype)
-        n = len(self.input_shape)
-        if x.dim() < n + 1 or tuple(x.shape[-n:]) != self.input_shape:
-            raise ValueError(f"x has shape {tuple(x.shape)}; expected {expected}")
+        self._check_input("x", x, leading="some")
 
-    def _check_z(self, z: torch.Tensor) -> None:
-        arguments.float_tensor("z", z, shape="(..., latent_dim)", dtype=self.dtype)
-        if z.dim() < 1 or z.shape[-1] != self.latent_dim:
-            raise ValueError(
-                f"z has shape {tuple(z.shape)}; expected (..., latent_dim={self.latent_dim})"
-            )
-
-    def training_data(self, data, run: Run, *, name: str) -> torch.Tensor:
-        x = super().training_data(data, run, name=name)
-        binarize = run.options.binarize
+    def _check_values(self, name: str, x: torch.Tensor, binarize: str | None) -> None:
         if binarize is not None or self.likelihood == "bernoulli":
             check_unit_interval(name, x, "for binarization or a Bernoulli likelihood")
         else:  # real-valued data: one NaN would make every loss NaN
             check_finite(name, x)
-        if name == "val":  # drawn once, from the run's generator
-            x = binarize_images(x, "static" if binarize == "dynamic" else binarize, run.generator)
-        return x
 
-    def batches(self, data: torch.Tensor, run: Run):
-        o = run.options
-        return minibatches(
-            data, o.batch_size, shuffle=True, binarize=o.binarize, generator=run.generator
-        )
+    # -- the decoder and the likelihood -----------------------------------------------------
+    def _decode_flat(self, z: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Decoder output: ``z (..., D) -> (..., *input_shape)``.
+
+        Logits of p(x|z) for the Bernoulli likelihood (``torch.sigmoid`` gives pixel
+        probabilities), the mean of p(x|z) for the Gaussian one.
+        """
+        self._check_z(z, leading="any")
+        return self._decode(z)
+
+    def _decode(self, z: torch.Tensor) -> torch.Tensor:
+        out = self._decode_flat(z.reshape(-1, self.latent_dim))
+        return out.reshape(*z.shape[:-1], *self.input_shape)
+
+    def _log_px(self, x_flat: torch.Tensor, out_flat: torch.Tensor) -> torch.Tensor:
+        """log p(x|z) in nats, summed over the last dimension of ``x_flat (..., P)`` and of the
+        decoder output ``out_flat (..., P)`` (values unchecked)."""
+        if self.likelihood == "bernoulli":
+            return bernoulli_log_likelihood(x_flat, out_flat)
+        return gaussian_log_likelihood(x_flat, out_flat, self._obs_logvar)
+
+    def _mean_of(self, decoder_output: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(decoder_output) if self.likelihood == "bernoulli" else decoder_output
 
 
-class VAEBase(ImageModel):
+class VAEBase(ImageModel, StandardNormalPrior):
     """Everything a VAE does once it has an encoder network and a decoder network.
 
     Subclasses set ``self.config`` (with ``input_shape``, ``latent_dim``, ``likelihood``,
@@ -162,8 +141,6 @@ class VAEBase(ImageModel):
     :meth:`_encode_flat` (``(N, *input_shape) -> (N, 2 * D)``) and :meth:`_decode_flat`
     (``(N, D) -> (N, *input_shape)``).
     """
-
-    config: object
 
     def _init_likelihood(self) -> None:
         log_var = torch.tensor(2.0 * math.log(self.config.obs_std))
@@ -183,9 +160,6 @@ class VAEBase(ImageModel):
     def _encode_flat(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _decode_flat(self, z: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
-
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Parameters of q(z|x): ``x (B, *input_shape) -> (mu, logvar)``, each ``(B, D)``."""
         self._check_x(x)
@@ -196,19 +170,6 @@ class VAEBase(ImageModel):
         h = self._encode_flat(x.reshape(-1, *self.input_shape))
         mu, logvar = h.chunk(2, dim=-1)
         return mu.reshape(*batch, self.latent_dim), logvar.reshape(*batch, self.latent_dim)
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Decoder output: ``z (..., D) -> (..., *input_shape)``.
-
-        Logits of p(x|z) for the Bernoulli likelihood (``torch.sigmoid`` gives pixel
-        probabilities), the mean of p(x|z) for the Gaussian one.
-        """
-        self._check_z(z)
-        return self._decode(z)
-
-    def _decode(self, z: torch.Tensor) -> torch.Tensor:
-        out = self._decode_flat(z.reshape(-1, self.latent_dim))
-        return out.reshape(*z.shape[:-1], *self.input_shape)
 
     # -- densities --------------------------------------------------------------------------
     def log_px_given_z(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -225,34 +186,12 @@ class VAEBase(ImageModel):
         """
         self._check_x(x)
         out = self.decode(z).flatten(start_dim=z.dim() - 1)
-        x_flat = x.flatten(start_dim=x.dim() - len(self.input_shape))
-        if self.likelihood == "bernoulli":
-            return bernoulli_log_likelihood(x_flat, out)
-        return gaussian_log_likelihood(x_flat, out, self._obs_logvar)
+        return self._log_px(x.flatten(start_dim=x.dim() - len(self.input_shape)), out)
 
     # -- the latent-variable protocol of vae_lib.iwae_bound ------------------------------------
-    @property
-    def iwae_cost(self) -> int:
-        return math.prod(self.input_shape)
-
-    def scoring_batch(self, x: torch.Tensor) -> torch.Tensor:
-        """``x (B, *input_shape)`` checked and moved to the model's device and dtype."""
-        _check_scored(x)
-        x = x.to(device=self.device, dtype=self.dtype)
-        self._check_x(x)
-        return x
-
     def posterior_params(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, logvar) of q(z | x), each ``(B, D)`` (what :meth:`encode` gives, unchecked)."""
         return self._encode(x)
-
-    def prior_params(self, x: torch.Tensor) -> None:
-        """``None``: the prior is N(0, I)."""
-        return None
-
-    def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """log p(x | z), ``(S, B)`` for ``z (S, B, D)`` (:meth:`log_px_given_z`)."""
-        return self.log_px_given_z(x, z)
 
     # -- the objective ----------------------------------------------------------------------
     def forward(
@@ -287,15 +226,7 @@ class VAEBase(ImageModel):
             beta,
             self.obs_logvar,
         )
-        return VAEOutput(
-            elbo=parts.elbo,
-            reconstruction=parts.reconstruction,
-            kl=parts.kl,
-            z=z,
-            mu=mu,
-            logvar=logvar,
-            decoder_output=out,
-        )
+        return VAEOutput(*parts, z=z, mu=mu, logvar=logvar, decoder_output=out)
 
     def loss(self, batch: torch.Tensor, run: Run):
         """Minus the beta-ELBO of a minibatch ``(B, *input_shape)``, with the KL weight of the
@@ -312,9 +243,6 @@ class VAEBase(ImageModel):
         return loss, {"elbo": rec - kl, "reconstruction": rec, "kl": kl}
 
     # -- using a trained model --------------------------------------------------------------
-    def _mean_of(self, decoder_output: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(decoder_output) if self.likelihood == "bernoulli" else decoder_output
-
     @torch.no_grad()
     def sample(
         self, n: int, *, mean: bool = True, generator: torch.Generator | None = None
@@ -349,32 +277,20 @@ class VAEBase(ImageModel):
         return self._mean_of(self.decode(mu))
 
 
-def _normalise_mlp_config(config) -> None:
-    """Validate (and store as ints and int tuples) the fields an MLP encoder/decoder config
-    shares; a ValueError names the first bad field."""
-    shape = arguments.positive_ints("input_shape", config.input_shape)
-    hidden = arguments.positive_ints("hidden_dims", config.hidden_dims, allow_empty=True)
-    object.__setattr__(config, "input_shape", shape)
-    object.__setattr__(config, "hidden_dims", hidden)
-    object.__setattr__(
-        config, "latent_dim", arguments.positive_int("latent_dim", config.latent_dim)
-    )
-    arguments.one_of("activation", config.activation, tuple(ACTIVATIONS))
-    _check_likelihood(config)
-
-
 @dataclass(frozen=True)
-class VAEConfig:
-    """Settings of an MLP :class:`VAE` (the book's reference model is the default, 784-400-20).
+class MLPConfig:
+    """The settings that an MLP :class:`VAE` and :class:`vae_lib.Autoencoder` share (784-400-20
+    by default, the book's reference model), checked when made (a ValueError names the first
+    bad field; the sizes are stored as ints and int tuples).
 
     Attributes:
         input_shape: shape of one observation, e.g. ``(1, 28, 28)`` for MNIST or ``(2,)``.
         hidden_dims: widths of the hidden layers of the encoder; the decoder mirrors them.
         latent_dim: D, the dimension of z.
-        likelihood: ``"bernoulli"`` (binary pixels) or ``"gaussian"`` (real-valued data).
-        obs_std: standard deviation sigma of the Gaussian likelihood N(f(z), sigma^2 I)
-            (its starting value if ``learn_obs_std``); unused for Bernoulli.
-        learn_obs_std: learn sigma as a parameter instead of keeping it fixed.
+        likelihood: ``"bernoulli"`` (binary pixels in [0, 1]) or ``"gaussian"`` (real-valued
+            data).
+        obs_std: standard deviation sigma of the Gaussian likelihood N(f(z), sigma^2 I);
+            unused for Bernoulli.
         activation: hidden-layer nonlinearity, one of ``relu``, ``tanh``, ``elu``, ``softplus``.
     """
 
@@ -383,11 +299,30 @@ class VAEConfig:
     latent_dim: int = 20
     likelihood: str = "bernoulli"
     obs_std: float = 1.0
-    learn_obs_std: bool = False
     activation: str = "relu"
 
     def __post_init__(self) -> None:
-        _normalise_mlp_config(self)
+        shape = arguments.positive_ints("input_shape", self.input_shape)
+        hidden = arguments.positive_ints("hidden_dims", self.hidden_dims, allow_empty=True)
+        object.__setattr__(self, "input_shape", shape)
+        object.__setattr__(self, "hidden_dims", hidden)
+        object.__setattr__(
+            self, "latent_dim", arguments.positive_int("latent_dim", self.latent_dim)
+        )
+        arguments.one_of("activation", self.activation, tuple(ACTIVATIONS))
+        _check_likelihood(self)
+
+
+@dataclass(frozen=True)
+class VAEConfig(MLPConfig):
+    """Settings of an MLP :class:`VAE`: those of :class:`MLPConfig` and
+
+    Attributes:
+        learn_obs_std: learn sigma, the Gaussian likelihood's standard deviation, as a
+            parameter (``obs_std`` is then its starting value) instead of keeping it fixed.
+    """
+
+    learn_obs_std: bool = False
 
 
 def mlp(sizes: list[int], activation: str) -> nn.Sequential:
@@ -412,11 +347,12 @@ class VAE(VAEBase):
         loss = -out.elbo.mean()
     """
 
+    Config = VAEConfig
+
     def __init__(self, config: VAEConfig | None = None) -> None:
-        super().__init__()
-        self.config = config if config is not None else VAEConfig()
+        super().__init__(config)
         c = self.config
-        n_in = math.prod(c.input_shape)
+        n_in = self.input_size
         self.encoder = mlp([n_in, *c.hidden_dims, 2 * c.latent_dim], c.activation)
         self.decoder = mlp([c.latent_dim, *reversed(c.hidden_dims), n_in], c.activation)
         self._init_likelihood()
