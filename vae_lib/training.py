@@ -464,9 +464,10 @@ def fit(
     settings = {"epochs": epochs, **options_, "seed": seed}
     settings.update(n_train=n_examples, device=str(device))
     train_curves = [f"{model.train_prefix}{c}" for c in model.curves]
-    # every curve of the run from the start (the val_ ones stay empty without validation
-    # data), as the old trainers did: history.val_elbo and plot_history work either way
-    val_curves = [f"val_{c}" for c in model.curves]
+    # every curve of the run from the start; without validation data the val_ ones stay
+    # empty, as the old trainers had them, so that history.val_elbo and plot_history work;
+    # with it, the model's evaluation names them (a quadrant CVAE: val_elbo_1, ...)
+    val_curves = [f"val_{c}" for c in model.curves] if val is None else []
     history = History(settings=settings, **{name: [] for name in train_curves + val_curves})
 
     def step(batch: Any, epoch: int, batch_index: int, steps_done: int):

@@ -60,4 +60,17 @@ ENTRIES = [
         )
         for name, (config, changes, text) in WORDS_REMEDIES.items()
     ),
+    # Bowman et al.'s own recipe: annealing and word dropout together
+    ZooEntry(
+        "words_vae_annealed_word_dropout",
+        SequenceVAE,
+        _VAE,
+        {**_WORDS_TRAINING, "kl_warmup_epochs": 10, "word_dropout": 0.5},
+        "a recurrent VAE of English words, z of 16 dimensions, KL annealing over 10 epochs and "
+        "word dropout 0.5 together (chapter 8)",
+        dataset=words,
+        quick="words",
+        measured=("measured_words",),
+        chapter=8,
+    ),
 ]
