@@ -45,7 +45,7 @@ from .checks import check_finite, check_unit_interval
 from .distributions import bernoulli_log_likelihood, diagonal_gaussian_kl, reparameterize
 from .elementwise import softplus
 from .losses import LatentOutput, _elbo_parts
-from .quadrants import QUADRANT_COUNTS, observe, random_quadrant_counts
+from .quadrants import QUADRANT_COUNTS, _observe, random_quadrant_counts
 from .training import FitOptions, Run, Trainable
 from .vae import ACTIVATIONS, mlp
 
@@ -579,7 +579,8 @@ class ConditionalVAE(Trainable):
             if data.kind == "labels":
                 yield x, self._one_hot(data.labels[index]), None
             elif data.kind == "quadrants":
-                yield (x, *observe(x, random_quadrant_counts(x.shape[0], g)))
+                # the data was checked once by training_data: the unchecked twin
+                yield (x, *_observe(x, random_quadrant_counts(x.shape[0], g)))
             else:
                 yield x, data.c[index], None if data.mask is None else data.mask[index]
 
@@ -597,7 +598,7 @@ class ConditionalVAE(Trainable):
         if data.kind == "labels":
             sets = {"": (data.x, self._one_hot(data.labels), None)}
         elif data.kind == "quadrants":
-            sets = {f"_{n}": (data.x, *observe(data.x, n)) for n in QUADRANT_COUNTS}
+            sets = {f"_{n}": (data.x, *_observe(data.x, n)) for n in QUADRANT_COUNTS}
         else:
             sets = {"": (data.x, data.c, data.mask)}
         values = {}
