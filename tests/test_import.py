@@ -37,7 +37,7 @@ PUBLIC = {
     "ConditionalVAEConfig QuadrantRegressor QuadrantRegressorConfig SemiSupervisedVAE "
     "SemiSupervisedVAEConfig SequenceVAE SequenceVAEConfig",
     "training": "Trainable fit evaluate History NonFiniteLossError",
-    "zoo": "zoo",
+    "zoo": "zoo widgets",
     "densities": "bernoulli_log_likelihood diagonal_gaussian_log_prob standard_normal_log_prob "
     "reparameterize log_mean_exp gaussian_kl gaussian_kl_full gaussian_entropy discrete_entropy "
     "discrete_cross_entropy discrete_kl elbo",

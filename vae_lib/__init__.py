@@ -6,6 +6,8 @@ and in nats. Models and estimators follow the device of the model; data follows 
 The figure modules (:mod:`vae_lib.plotting`, :mod:`vae_lib.diagrams`) are imported on first
 use of one of their names, so that ``import vae_lib`` does not pay for Matplotlib, seaborn and
 torchvision; ``from vae_lib import show_images`` and ``vae_lib.show_images`` work as before.
+So is :mod:`vae_lib.widgets`, the chapters' models running live in the page (``from vae_lib
+import widgets``).
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:  # type checkers see the lazily imported names as ordinary imports
     from . import diagrams as diagrams
     from . import plotting as plotting
+    from . import widgets as widgets
     from .plotting import (
         latent_grid,
         plot_history,
@@ -87,6 +90,7 @@ if TYPE_CHECKING:  # type checkers see the lazily imported names as ordinary imp
 #: Names imported on first use (PEP 562), and the submodule of ``vae_lib`` that defines each.
 _LAZY: dict[str, str] = {
     "diagrams": "diagrams",
+    "widgets": "widgets",
     "plotting": "plotting",
     "latent_grid": "plotting",
     "plot_history": "plotting",
@@ -147,8 +151,9 @@ __all__ = [
     "evaluate",
     "History",
     "NonFiniteLossError",
-    # the model zoo
+    # the model zoo, and its models live in the page (imported on first use)
     "zoo",
+    "widgets",
     # densities, divergences and the ELBO (nats)
     "bernoulli_log_likelihood",
     "diagonal_gaussian_log_prob",
