@@ -203,3 +203,37 @@ def test_reaches_follows_arrows_and_rejects_unknown_nodes():
         g.reaches("a", "d")
     with pytest.raises(ValueError, match="not both"):
         D.Edge("a", "b", gradient=True, blocked=True)
+
+
+def test_graphical_models_match_the_factorisations_of_chapter_7():
+    cvae, m2 = D.GRAPHICAL_MODELS["CVAE"], D.GRAPHICAL_MODELS["M2"]
+    # p(z | y) p(x | z, y) and q(z | x, y)
+    assert cvae.parents("z") == {"y"} and cvae.parents("x") == {"y", "z"}
+    assert cvae.parents("z", inference=True) == {"x", "y"}
+    # p(y) p(z) p(x | y, z) and q(y | x) q(z | x, y)
+    assert m2.parents("y") == set() and m2.parents("z") == set()
+    assert m2.parents("x") == {"y", "z"}
+    assert m2.parents("y", inference=True) == {"x"}
+    assert m2.parents("z", inference=True) == {"x", "y"}
+    # x is observed in both; y always in the CVAE, for some images in M2; z never
+    assert [cvae.nodes[n][3] for n in "xyz"] == ["yes", "yes", "no"]
+    assert [m2.nodes[n][3] for n in "xyz"] == ["yes", "partly", "no"]
+
+
+def test_graphical_models_are_drawn_with_one_arrow_per_edge():
+    fig = D.plot_graphical_models()
+    for ax, model in zip(fig.axes, D.GRAPHICAL_MODELS.values(), strict=True):
+        arrows = [a for a in ax.texts if isinstance(a, Annotation)]
+        dashed = [a for a in arrows if a.arrow_patch.get_linestyle() != "-"]
+        assert len(arrows) == len(model.generative) + len(model.inference)
+        assert len(dashed) == len(model.inference)
+        labels = {t.get_text() for t in ax.texts if not isinstance(t, Annotation)}
+        assert {"$x$", "$y$", "$z$"} <= labels
+        assert ax.get_title() == model.title
+
+
+def test_a_graphical_model_with_an_unknown_node_fails():
+    with pytest.raises(ValueError, match="unknown node"):
+        D.GraphicalModel("bad", {"x": ("$x$", 0, 0, "yes")}, (("z", "x"),), ())
+    with pytest.raises(ValueError, match="observed"):
+        D.GraphicalModel("bad", {"x": ("$x$", 0, 0, "maybe")}, (), ())

@@ -13,6 +13,7 @@ from vae_lib.latent import (
     encode_mean,
     interpolate,
     lerp,
+    linear_probe_accuracy,
     slerp,
 )
 
@@ -253,3 +254,52 @@ def test_apply_attribute_rejects_bad_arguments(vae, x):
         apply_attribute(vae, x, torch.ones(3), [])
     with pytest.raises(ValueError, match="scales"):
         apply_attribute(vae, x, torch.ones(3), [float("nan")])
+
+
+# -- linear_probe_accuracy ------------------------------------------------------------------------
+def _gaussian_classes(n: int, shift: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Three classes in 2-D: class c has mean shift * (cos, sin)(2 pi c / 3), unit variance."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 3, (n,), generator=g)
+    angles = 2 * torch.pi * labels.double() / 3
+    means = shift * torch.stack([angles.cos(), angles.sin()], 1)
+    return means + torch.randn(n, 2, generator=g, dtype=torch.float64), labels
+
+
+def test_linear_probe_matches_the_bayes_classifier_on_gaussian_classes():
+    """Equal-variance Gaussian classes: the Bayes rule is linear (nearest mean), so a logistic
+    regression fitted on enough data reaches the Bayes accuracy, measured independently."""
+    train, train_y = _gaussian_classes(4000, 1.5, 0)
+    test, test_y = _gaussian_classes(4000, 1.5, 1)
+    angles = 2 * torch.pi * torch.arange(3).double() / 3
+    means = 1.5 * torch.stack([angles.cos(), angles.sin()], 1)
+    bayes = (torch.cdist(test, means).argmin(1) == test_y).double().mean().item()
+    probe = linear_probe_accuracy(train, train_y, test, test_y)
+    assert 0.6 < bayes < 0.9  # a case where the answer is neither trivial nor chance
+    assert abs(probe - bayes) < 0.01
+
+
+def test_linear_probe_is_at_chance_on_codes_without_the_label_and_sure_on_codes_with_it():
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 10, (3000,), generator=g)
+    noise = torch.randn(3000, 4, generator=g)
+    chance = linear_probe_accuracy(noise[:2000], labels[:2000], noise[2000:], labels[2000:])
+    assert abs(chance - 0.1) < 0.04
+    # the label written into the code, one direction per class
+    codes = torch.cat([torch.nn.functional.one_hot(labels, 10).float() * 3, noise], 1)
+    sure = linear_probe_accuracy(codes[:2000], labels[:2000], codes[2000:], labels[2000:])
+    assert sure > 0.99
+
+
+def test_linear_probe_checks_its_arguments():
+    x, y = torch.randn(10, 3), torch.zeros(10, dtype=torch.long)
+    with pytest.raises(ValueError, match="train_codes"):
+        linear_probe_accuracy(x[0], y, x, y)
+    with pytest.raises(ValueError, match="test_labels"):
+        linear_probe_accuracy(x, y, x, y.float())
+    with pytest.raises(ValueError, match="dimensions"):
+        linear_probe_accuracy(x, y, torch.randn(10, 2), y)
+    with pytest.raises(ValueError, match="finite"):
+        linear_probe_accuracy(x, y, x * float("nan"), y)
+    with pytest.raises(ValueError, match="max_iter"):
+        linear_probe_accuracy(x, y, x, y, max_iter=0)

@@ -583,3 +583,137 @@ def plot_reparameterization_graph() -> Figure:
     fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=12, frameon=False)
     fig.tight_layout(rect=(0, 0.13, 1, 1))
     return fig
+
+
+@dataclass(frozen=True)
+class GraphicalModel:
+    """A directed graphical model with its approximate posterior, as in Kingma et al. (2014)
+    Fig. 1 and Sohn et al. (2015) Fig. 1.
+
+    Attributes:
+        title: shown above the drawing.
+        nodes: name -> (label, x, y, observed), observed one of "yes" (shaded), "no" (a latent
+            variable, white) or "partly" (observed for some examples: half shaded).
+        generative: edges (parent, child) of the generative model p: each node's parents are
+            the variables its factor is conditioned on.
+        inference: edges (parent, child) of the approximate posterior q, drawn dashed.
+    """
+
+    title: str
+    nodes: dict[str, tuple[str, float, float, str]]
+    generative: tuple[tuple[str, str], ...]
+    inference: tuple[tuple[str, str], ...]
+
+    def __post_init__(self) -> None:
+        for name, (_, _, _, observed) in self.nodes.items():
+            if observed not in ("yes", "no", "partly"):
+                raise ValueError(f"node {name!r}: observed must be yes, no or partly")
+        for src, dst in self.generative + self.inference:
+            if src not in self.nodes or dst not in self.nodes:
+                raise ValueError(f"{self.title}: edge {src} -> {dst} names an unknown node")
+
+    def parents(self, node: str, *, inference: bool = False) -> set[str]:
+        """The parents of ``node`` in p (or in q with ``inference=True``)."""
+        edges = self.inference if inference else self.generative
+        return {src for src, dst in edges if dst == node}
+
+
+#: The conditional VAE of chapter 7 (prior p(z | y), decoder p(x | z, y), encoder q(z | x, y)) and
+#: Kingma et al.'s model M2 (p(y) p(z) p(x | y, z); q(y | x) and q(z | x, y)).
+GRAPHICAL_MODELS: dict[str, GraphicalModel] = {
+    "CVAE": GraphicalModel(
+        "conditional VAE",
+        {
+            "y": ("$y$", 0.0, 1.0, "yes"),
+            "z": ("$z$", 1.0, 1.0, "no"),
+            "x": ("$x$", 0.5, 0.0, "yes"),
+        },
+        generative=(("y", "z"), ("y", "x"), ("z", "x")),
+        inference=(("x", "z"), ("y", "z")),
+    ),
+    "M2": GraphicalModel(
+        "model M2",
+        {
+            "y": ("$y$", 0.0, 1.0, "partly"),
+            "z": ("$z$", 1.0, 1.0, "no"),
+            "x": ("$x$", 0.5, 0.0, "yes"),
+        },
+        generative=(("y", "x"), ("z", "x")),
+        inference=(("x", "y"), ("x", "z"), ("y", "z")),
+    ),
+}
+
+
+def plot_graphical_models() -> Figure:
+    """:data:`GRAPHICAL_MODELS` side by side: circles for variables (shaded where observed,
+    half shaded where observed for some images only), solid arrows for the generative model p,
+    dashed arrows for the approximate posterior q. Returns the figure (two axes)."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Circle, Wedge
+
+    radius = 0.17
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.4))
+    for ax, model in zip(axes, GRAPHICAL_MODELS.values(), strict=True):
+        ax.set_xlim(-0.5, 1.5)
+        ax.set_ylim(-0.35, 1.35)
+        ax.set_aspect("equal")
+        ax.set_axis_off()
+        circles = {}
+        for name, (label, x, y, observed) in model.nodes.items():
+            face = {"yes": "#c8c8c8", "no": "white", "partly": "white"}[observed]
+            circle = Circle((x, y), radius, facecolor=face, edgecolor="black", lw=1.4, zorder=3)
+            ax.add_patch(circle)
+            if observed == "partly":
+                ax.add_patch(Wedge((x, y), radius, 90, 270, facecolor="#c8c8c8", zorder=3))
+                ax.add_patch(
+                    Circle((x, y), radius, facecolor="none", edgecolor="black", lw=1.4, zorder=4)
+                )
+            ax.text(x, y, label, ha="center", va="center", fontsize=15, zorder=5)
+            circles[name] = circle
+        for edges, dashed in ((model.generative, False), (model.inference, True)):
+            for src, dst in edges:
+                ax.annotate(
+                    "",
+                    xy=model.nodes[dst][1:3],
+                    xytext=model.nodes[src][1:3],
+                    arrowprops={
+                        "arrowstyle": "-|>,head_length=0.5,head_width=0.25",
+                        "color": "#a23b12" if dashed else "black",
+                        "linestyle": "--" if dashed else "-",
+                        "lw": 1.4,
+                        "patchA": circles[src],
+                        "patchB": circles[dst],
+                        "shrinkA": 1,
+                        "shrinkB": 1,
+                        "connectionstyle": f"arc3,rad={0.35 if dashed else 0.0}",
+                    },
+                    zorder=2,
+                )
+        ax.set_title(model.title, fontsize=13)
+    axes[0].text(
+        0.5,
+        -0.33,
+        "a fixed prior $\\mathcal{N}(0, I)$ drops $y \\to z$ from $p$",
+        ha="center",
+        va="center",
+        fontsize=10,
+        style="italic",
+    )
+    axes[1].text(
+        0.5,
+        -0.33,
+        "$y$ observed for 100 images only",
+        ha="center",
+        va="center",
+        fontsize=10,
+        style="italic",
+    )
+    handles = [
+        Line2D([], [], color="black", lw=1.4, label="generative model $p$"),
+        Line2D([], [], color="#a23b12", lw=1.4, ls="--", label="approximate posterior $q$"),
+        Line2D([], [], marker="o", ls="", mfc="#c8c8c8", mec="black", ms=11, label="observed"),
+        Line2D([], [], marker="o", ls="", mfc="white", mec="black", ms=11, label="latent"),
+    ]
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=10, frameon=False)
+    fig.tight_layout(rect=(0, 0.09, 1, 1))
+    return fig

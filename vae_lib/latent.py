@@ -4,7 +4,9 @@
 * :func:`interpolate` decodes such a path between the codes of two observations;
 * :func:`attribute_vector` and :func:`apply_attribute` do latent "vector arithmetic": the mean
   code of examples with an attribute minus the mean code of those without it (a "smile
-  vector"), added to the code of a new example in growing amounts.
+  vector"), added to the code of a new example in growing amounts;
+* :func:`linear_probe_accuracy` asks how much of a label a code carries: the held-out accuracy of
+  a multinomial logistic regression that reads the label from the code.
 
 The code of an observation is the posterior mean mu(x) for a VAE (``encode`` returns
 ``(mu, logvar)``) and z = encoder(x) for an :class:`vae_lib.Autoencoder` (``encode`` returns z);
@@ -288,3 +290,78 @@ def apply_attribute(
     z = codes + scales[:, None, None] * vector  # (S, B, D)
     with _evaluating(model):
         return _decoded_mean(model, z)
+
+
+def linear_probe_accuracy(
+    train_codes: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_codes: torch.Tensor,
+    test_labels: torch.Tensor,
+    *,
+    weight_decay: float = 1e-4,
+    max_iter: int = 200,
+) -> float:
+    """Held-out accuracy of a linear probe: a multinomial logistic regression (softmax of an
+    affine map of the code) fitted to the training codes by L-BFGS, from zero weights (so the
+    result is deterministic), then scored on the test codes.
+
+    Args:
+        train_codes: ``(N, D)`` codes, e.g. posterior means.
+        train_labels: ``(N,)`` integer labels in ``[0, C)``; C is the largest label seen + 1.
+        test_codes: ``(M, D)`` codes.
+        test_labels: ``(M,)`` integer labels.
+        weight_decay: L2 penalty on the weights (not the biases), per example.
+        max_iter: L-BFGS iterations.
+
+    Returns:
+        The fraction of test labels predicted right, in [0, 1]. Chance is about 1/C.
+    """
+    for name, codes, labels in (
+        ("train", train_codes, train_labels),
+        ("test", test_codes, test_labels),
+    ):
+        if not isinstance(codes, torch.Tensor) or not codes.is_floating_point() or codes.dim() != 2:
+            raise ValueError(f"{name}_codes must be a floating-point tensor of shape (N, D)")
+        if (
+            not isinstance(labels, torch.Tensor)
+            or labels.dtype not in (torch.int64, torch.int32, torch.uint8)
+            or labels.shape != (codes.shape[0],)
+        ):
+            raise ValueError(
+                f"{name}_labels must be an integer tensor of shape ({codes.shape[0]},)"
+            )
+        if not bool(torch.isfinite(codes).all()):
+            raise ValueError(f"{name}_codes must be finite")
+    if train_codes.shape[1] != test_codes.shape[1]:
+        raise ValueError(
+            f"train codes have {train_codes.shape[1]} dimensions, test codes {test_codes.shape[1]}"
+        )
+    if train_codes.shape[0] < 2 or int(train_labels.min()) < 0:
+        raise ValueError("the probe needs at least 2 training codes and labels >= 0")
+    weight_decay = arguments.real("weight_decay", weight_decay, minimum=0.0)
+    max_iter = arguments.positive_int("max_iter", max_iter)
+    device = train_codes.device
+    x = train_codes.detach().double()
+    y = train_labels.to(device).long()
+    n_classes = int(y.max()) + 1
+    # standardised with the training codes' statistics: L-BFGS converges the same at any scale
+    mean, std = x.mean(0), x.std(0).clamp_min(1e-8)
+    x = (x - mean) / std
+    w = torch.zeros(x.shape[1], n_classes, dtype=torch.float64, device=device, requires_grad=True)
+    b = torch.zeros(n_classes, dtype=torch.float64, device=device, requires_grad=True)
+    optimiser = torch.optim.LBFGS(
+        [w, b], max_iter=max_iter, line_search_fn="strong_wolfe", tolerance_grad=1e-9
+    )
+
+    def closure() -> torch.Tensor:
+        optimiser.zero_grad()
+        loss = nn.functional.cross_entropy(x @ w + b, y) + weight_decay * (w**2).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimiser.step(closure)
+    with torch.no_grad():
+        xt = (test_codes.detach().to(device).double() - mean) / std
+        predicted = (xt @ w + b).argmax(1)
+    return (predicted.cpu() == test_labels.cpu().long()).float().mean().item()
