@@ -392,6 +392,8 @@ def test_no_tex_is_left_outside_math_in_the_books_markdown(path):
 
 def test_glue_all_glues_every_value_without_showing_it(monkeypatch):
     import myst_nb
+    import numpy as np
+    import torch
 
     from vae_lib.book import glue_all
 
@@ -402,6 +404,14 @@ def test_glue_all_glues_every_value_without_showing_it(monkeypatch):
         (("share_1", 0.1), {"display": False}),
         (("share_2", 0.2), {"display": False}),
         (("mean", 0.5), {"display": False}),
+    ]
+    # NumPy and PyTorch scalars arrive as Python numbers, whose repr myst-nb can format
+    calls.clear()
+    glue_all(a=np.float64(0.25), b=torch.tensor(3), c=np.int64(7))
+    assert [(a, type(a[1])) for a, _ in calls] == [
+        (("a", 0.25), float),
+        (("b", 3), int),
+        (("c", 7), int),
     ]
     with pytest.raises(ValueError, match="glued twice: mean"):
         glue_all({"mean": 1}, mean=2)

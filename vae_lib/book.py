@@ -12,7 +12,9 @@ def glue_all(values: Mapping[str, Any] | None = None, /, **named: Any) -> None:
 
     One call per cell replaces a run of ``glue(name, value, display=False)`` lines: the
     names come from ``values`` (for names built in a loop) and from the keyword arguments.
-    A name given twice is an error. Needs ``myst-nb`` (the ``notebooks`` extra), imported
+    A name given twice is an error. A NumPy or PyTorch scalar (``np.float64``, a 0-d tensor) is
+    glued as the Python number it holds: myst-nb formats ``{glue:text}`name:.1f``` from the
+    value's repr, which for ``np.float64(0.5)`` is not a number. Needs ``myst-nb`` (the ``notebooks`` extra), imported
     only when called, so that the library itself does not depend on it.
     """
     from myst_nb import glue
@@ -25,4 +27,6 @@ def glue_all(values: Mapping[str, Any] | None = None, /, **named: Any) -> None:
     for name, value in values.items():
         if not isinstance(name, str) or not name:
             raise TypeError(f"a glue name must be a non-empty string, not {name!r}")
+        if getattr(value, "ndim", None) == 0 and callable(getattr(value, "item", None)):
+            value = value.item()
         glue(name, value, display=False)
