@@ -14,8 +14,9 @@ def glue_all(values: Mapping[str, Any] | None = None, /, **named: Any) -> None:
     names come from ``values`` (for names built in a loop) and from the keyword arguments.
     A name given twice is an error. A NumPy or PyTorch scalar (``np.float64``, a 0-d tensor) is
     glued as the Python number it holds: myst-nb formats ``{glue:text}`name:.1f``` from the
-    value's repr, which for ``np.float64(0.5)`` is not a number. Needs ``myst-nb`` (the ``notebooks`` extra), imported
-    only when called, so that the library itself does not depend on it.
+    value's repr, which for ``np.float64(0.5)`` is not a number. Needs ``myst-nb`` (the
+    ``notebooks`` extra), imported only when called, so that the library itself does not depend
+    on it.
     """
     from myst_nb import glue
 
