@@ -166,6 +166,36 @@ def tiny_entry(monkeypatch, tmp_path):
     return e
 
 
+def test_an_entry_stored_in_float16_is_trained_into_float16_with_its_cost_recorded(
+    tiny_entry, tmp_path
+):
+    t = tiny_entry
+    e = zoo.ZooEntry(
+        t.name,
+        t.model_class,
+        t.config_object,
+        t.recipe,
+        t.description,
+        dataset=t.dataset,
+        quick=t.quick,
+        chapter=t.chapter,
+        storage="float16",
+    )
+    path = tmp_path / "tiny_vae.pt"
+    model, info = zoo.train_entry(e, path, progress=False)
+    state = torch.load(path, weights_only=True)
+    assert {v.dtype for v in state.values() if v.is_floating_point()} == {torch.float16}
+    # the model returned is the file's, and so is the quick metric
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, state[name].float()), name
+    quick = zoo.quick_metric("tiny_vae", model)
+    assert info["metrics"]["quick"]["value"] == pytest.approx(quick, abs=1e-6)
+    note = info["storage"]
+    assert note["dtype"] == "float16"
+    assert note["quick_float32"] + note["quick_change"] == pytest.approx(quick, abs=1e-6)
+    assert abs(note["quick_change"]) < 0.5
+
+
 def test_retrain_trains_into_the_user_cache_and_reuses_it(tiny_entry, tmp_path):
     before = sorted(p.name for p in zoo.WEIGHTS_DIR.iterdir())
     with pytest.warns(RuntimeWarning, match="retraining 'tiny_vae'"):

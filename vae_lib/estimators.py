@@ -126,7 +126,11 @@ class PosteriorModel(Protocol):
     * ``prior_params(batch) -> (mu, logvar) | None``: p(z | batch), ``None`` for N(0, I);
     * ``log_likelihood(batch, z) -> (S, B)`` for ``z (S, B, D)``: log p(x | z[, c]) in nats;
     * ``iwae_cost``: numbers held per (example, sample) pair, for chunking;
-    * ``scoring_batch(batch)``: the batch checked and moved to the model's device.
+    * ``scoring_batch(batch)``: the batch checked and moved to the model's device;
+    * optionally ``posterior_sample(batch, n, generator) -> (z (n, B, D), log_q (n, B))``: n
+      draws from q(z | batch) with their log-density, for a posterior that is not a diagonal
+      Gaussian (a flow, :class:`vae_lib.flow_vae.FlowVAE`); a model that has it is sampled
+      through it, and ``posterior_params`` is not used.
     """
 
     latent_dim: int
@@ -198,8 +202,8 @@ def iwae_bound(
     (``latent_dim == 0``, a language model) it is the exact log p(x).
 
     Args:
-        model: a latent-variable model (a VAE, ConvVAE, LinearGaussian, ConditionalVAE or
-            SequenceVAE).
+        model: a latent-variable model (a VAE, ConvVAE, LinearGaussian, ConditionalVAE,
+            SequenceVAE, or a FlowVAE, sampled through its ``posterior_sample``).
         batch: ``(B, ...)`` observations, or the family's tuple (``(x, c)`` or ``(x, c, mask)``
             for a conditional VAE, ``(tokens, lengths)`` for a sequence VAE); moved to the
             model's device and checked as the model's own methods check it.
@@ -212,7 +216,8 @@ def iwae_bound(
     """
     k = _check_count("k", k)
     max_elements = _check_count("max_elements", max_elements)
-    if not callable(getattr(model, "posterior_params", None)):
+    sampler = getattr(model, "posterior_sample", None)
+    if not callable(sampler) and not callable(getattr(model, "posterior_params", None)):
         raise ValueError(
             f"iwae_bound needs a latent-variable model with an approximate posterior q(z|x) "
             f"(a VAE); {type(model).__name__} has none (a plain autoencoder has no posterior "
@@ -232,21 +237,27 @@ def iwae_bound(
     for start in range(0, n, x_chunk):
         part = _batch_slice(batch, start, start + x_chunk)
         b = _rows(part)
-        mu, logvar = model.posterior_params(part)
+        if callable(sampler):  # q(z | x) is not a diagonal Gaussian: its own draws and log q
+            mu = logvar = None
+        else:
+            mu, logvar = model.posterior_params(part)
         prior = model.prior_params(part)
         s_chunk = max(1, min(k, max_elements // (b * cost)))
-        total = torch.full((b,), -math.inf, device=device, dtype=mu.dtype)
+        total = torch.full((b,), -math.inf, device=device, dtype=dtype if mu is None else mu.dtype)
         done = 0
         while done < k:
             c = min(s_chunk, k - done)
-            z = reparameterize(mu, logvar, generator=generator, n_samples=c)  # (c, b, D)
+            if mu is None:
+                z, log_q = sampler(part, c, generator)  # (c, b, D), (c, b)
+            else:
+                z = reparameterize(mu, logvar, generator=generator, n_samples=c)  # (c, b, D)
             log_prior = (
                 standard_normal_log_prob(z)
                 if prior is None
                 else diagonal_gaussian_log_prob(z, *prior)
             )
             log_w = model.log_likelihood(part, z) + log_prior
-            log_w = log_w - diagonal_gaussian_log_prob(z, mu, logvar)
+            log_w = log_w - (log_q if mu is None else diagonal_gaussian_log_prob(z, mu, logvar))
             total = torch.logaddexp(total, torch.logsumexp(log_w, dim=0))
             done += c
         results.append(total - math.log(k))
