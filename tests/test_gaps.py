@@ -7,9 +7,14 @@ import pytest
 import torch
 
 import vae_lib as V
+from vae_lib.flow_vae import FlowVAE, FlowVAEConfig
 from vae_lib.gaps import (
     PlanarFlowPosterior,
     aggregate_posterior_kl,
+    ais_log_px,
+    amortized_gaussian,
+    amortized_log_weights,
+    annealing_schedule,
     fit_flow_posterior,
     fit_gaussian_posterior,
     grid_posterior,
@@ -455,3 +460,246 @@ def test_aggregate_kl_checks_its_model():
         aggregate_posterior_kl(Banana(), torch.zeros(2, 2, dtype=F64))
     with pytest.raises(ValueError, match="n_samples"):
         aggregate_posterior_kl(small_vae(), binary_x(2), n_samples=0)
+
+
+# -- ais_log_px -----------------------------------------------------------------------------------
+def test_ais_weights_are_exactly_log_px_when_q0_is_the_posterior():
+    # orthogonal columns: the encoder's q is p(z|x), so log p(x, z) - log q_0(z) = log p(x) at
+    # every z and every chain's weight sums the betas' increments of log p(x) to log p(x)
+    model = linear_gaussian(orthogonal=True)
+    x = draw_x(model, 5)
+    ais = ais_log_px(model, x, n_betas=30, leapfrog_steps=3, n_chains=4, generator=gen(0))
+    exact = model.exact_log_px(x)
+    torch.testing.assert_close(ais.log_weights, exact.expand(4, 5), atol=1e-10, rtol=0)
+    torch.testing.assert_close(ais.log_px, exact, atol=1e-10, rtol=0)
+    assert ais.acceptance > 0.3, "the chains should move"
+    assert ais.log_weights.shape == (4, 5) and ais.step_sizes.shape == (28, 5)
+    assert (ais.n_betas, ais.leapfrog_steps, ais.n_chains) == (30, 3, 4)
+    assert ais.seconds > 0
+
+
+@pytest.mark.parametrize("orthogonal", [True, False])
+def test_ais_anneals_from_the_prior_to_the_exact_log_px_of_a_linear_gaussian(orthogonal):
+    model = linear_gaussian(orthogonal)
+    x = draw_x(model, 8)
+    exact = model.exact_log_px(x)
+    zeros = torch.zeros(8, 2, dtype=F64)
+    start = model.elbo(x, zeros, logvar=zeros).elbo  # L[N(0, I)], the start's ELBO
+    # a 2-D code: many chains cost little more than a few
+    ais = ais_log_px(
+        model, x, n_betas=100, leapfrog_steps=4, n_chains=256, init="prior", generator=gen(1)
+    )
+    error = ais.log_px - exact
+    assert abs(error.mean()) < 0.04, error
+    assert error.abs().max() < 0.12, error
+    assert (exact - start).min() > 1.0, "the prior should be a poor posterior"
+    assert (ais.log_px - start).min() > 0.9
+    # E[log w] < log p(x) (Jensen): each chain's log-weight is a stochastic lower bound
+    assert (ais.log_weights.mean(0) < exact).all()
+    assert 0.5 < ais.acceptance < 0.9  # the pilot steers the step size towards 0.65
+
+
+def test_ais_with_two_distributions_is_the_iwae_bound_with_the_same_draws():
+    model = linear_gaussian(orthogonal=False)
+    x = draw_x(model, 4)
+    ais = ais_log_px(model, x, n_betas=2, n_chains=50, generator=gen(3))
+    iwae = V.iwae_bound(model, x, 50, generator=gen(3))
+    torch.testing.assert_close(ais.log_px, iwae, atol=1e-10, rtol=0)
+    assert math.isnan(ais.acceptance) and ais.step_sizes.shape == (0, 4)
+    # and annealing is what closes the gap the importance weights alone leave
+    annealed = ais_log_px(model, x, n_betas=100, n_chains=50, generator=gen(3))
+    exact = model.exact_log_px(x)
+    assert (exact - annealed.log_px).mean() < 0.5 * (exact - iwae).mean()
+
+
+def test_ais_matches_quadrature_on_a_curved_posterior():
+    model = Banana()
+    x = torch.tensor([[0.5, 1.5], [-1.0, 2.0], [1.0, 3.0], [0.0, -0.5]], dtype=F64)
+    grid = grid_posterior(model, x, limit=6.0, n=301)
+    assert (grid.edge_mass < 1e-6).all()
+    ais = ais_log_px(
+        model, x, n_betas=100, leapfrog_steps=4, n_chains=256, init="prior", generator=gen(4)
+    )
+    error = ais.log_px - grid.log_px
+    assert abs(error.mean()) < 0.05, error
+    assert error.abs().max() < 0.12, error
+    assert (ais.effective_sample_size() > 64).all()
+
+
+def test_ais_seeds_reproduce_and_the_model_is_left_alone():
+    model = small_vae(latent_dim=3)
+    x = binary_x(5)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    settings = {"n_betas": 20, "leapfrog_steps": 2, "n_chains": 3}
+    with torch.no_grad():  # gradients in z are taken all the same
+        a = ais_log_px(model, x, generator=gen(5), **settings)
+    b = ais_log_px(model, x, generator=gen(5), **settings)
+    c = ais_log_px(model, x, generator=gen(6), **settings)
+    torch.testing.assert_close(a.log_weights, b.log_weights, atol=0, rtol=0)
+    assert not torch.equal(a.log_weights, c.log_weights)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k])
+    assert all(p.grad is None for p in model.parameters())
+    # chunks of examples (one per chunk here) give other draws of the same estimate
+    chunked = ais_log_px(model, x, generator=gen(5), max_elements=3 * 6, **settings)
+    assert chunked.log_weights.shape == (3, 5)
+    assert (chunked.log_px - a.log_px).abs().max() < 1.0
+
+
+def test_ais_checks_its_arguments():
+    model = linear_gaussian(True)
+    x = draw_x(model, 2)
+    bad = [
+        ({"n_betas": 1}, "n_betas"),
+        ({"leapfrog_steps": 0}, "leapfrog_steps"),
+        ({"n_chains": 0}, "n_chains"),
+        ({"step_size": 0.0}, "step_size"),
+        ({"target_acceptance": 1.0}, "target_acceptance"),
+        ({"schedule": "cosine"}, "schedule"),
+        ({"init": "random"}, "init"),
+        ({"generator": 0}, "generator"),
+        ({"max_elements": 0}, "max_elements"),
+    ]
+    for kwargs, match in bad:
+        with pytest.raises(ValueError, match=match):
+            ais_log_px(model, x, **kwargs)
+    with pytest.raises(ValueError, match="encoder"):
+        ais_log_px(Banana(), torch.zeros(2, 2, dtype=F64))
+    with pytest.raises(ValueError, match="log_px_given_z"):
+        ais_log_px(object(), x)
+
+
+def test_annealing_schedules_run_from_zero_to_one():
+    for name in ("sigmoid", "linear"):
+        betas = annealing_schedule(11, name)
+        assert betas[0] == 0 and betas[-1] == 1 and (betas.diff() > 0).all()
+        torch.testing.assert_close(betas + betas.flip(0), torch.ones(11, dtype=F64))
+    sigmoid = annealing_schedule(101)
+    assert sigmoid[1] < 0.01 and sigmoid.diff()[50] > 1.5 / 100  # small steps at the ends
+    assert annealing_schedule(2).tolist() == [0.0, 1.0]
+
+
+# -- amortized_log_weights ------------------------------------------------------------------------
+def test_amortized_log_weights_are_the_iwae_bounds_draws():
+    model = small_vae(latent_dim=3)
+    x = binary_x(4)
+    w = amortized_log_weights(model, x, 30, generator=gen(7))
+    iwae = V.iwae_bound(model, x, 30, generator=gen(7))
+    torch.testing.assert_close(torch.logsumexp(w, 0) - math.log(30), iwae, atol=1e-5, rtol=0)
+    config = FlowVAEConfig(input_shape=(6,), hidden_dims=(16,), latent_dim=3, flow_steps=2)
+    torch.manual_seed(0)
+    flow = FlowVAE(config).eval()
+    w = amortized_log_weights(flow, x, 30, generator=gen(8))
+    iwae = V.iwae_bound(flow, x, 30, generator=gen(8))  # through posterior_sample
+    torch.testing.assert_close(torch.logsumexp(w, 0) - math.log(30), iwae, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="encoder"):
+        amortized_log_weights(Banana(), torch.zeros(2, 2, dtype=F64), 3)
+
+
+def test_the_amortized_gaussian_is_the_encoders_or_the_flow_posteriors_moments():
+    model = small_vae(latent_dim=3)
+    x = binary_x(4)
+    mu, logvar = amortized_gaussian(model, x)
+    expected = model.encode(x)
+    torch.testing.assert_close(mu, expected[0].detach(), atol=0, rtol=0)
+    torch.testing.assert_close(logvar, expected[1].detach(), atol=0, rtol=0)
+    config = FlowVAEConfig(input_shape=(6,), hidden_dims=(16,), latent_dim=3, flow_steps=2)
+    torch.manual_seed(0)
+    flow = FlowVAE(config).eval()
+    with torch.no_grad():  # the flow moves q_0: the moments are not the encoder's
+        step = next(m for m in flow.flow.modules() if hasattr(m, "made"))
+        step.made.output.bias[:3].add_(1.0)
+    mu, logvar = amortized_gaussian(flow, x, 4000, generator=gen(9))
+    with torch.no_grad():
+        z, _ = flow.posterior_sample(x, 4000, generator=gen(10))
+    torch.testing.assert_close(mu, z.mean(0), atol=0.05, rtol=0)
+    for i in range(4):  # the variances of the best diagonal Gaussian: 1 / diag(Sigma^-1)
+        precision = torch.linalg.inv(torch.cov(z[:, i].double().T))
+        expected = -torch.log(torch.diagonal(precision)).float()
+        torch.testing.assert_close(logvar[i], expected, atol=0.1, rtol=0)
+        assert (logvar[i] <= z[:, i].var(0).log() + 0.05).all()  # no wider than the marginals
+    assert (mu - flow.encode(x)[0]).abs().max() > 0.3
+    with pytest.raises(ValueError, match="n_samples"):
+        amortized_gaussian(flow, x, 3)  # the covariance of 3 draws in 3-D is singular
+
+
+def test_refinement_can_start_from_a_given_gaussian():
+    base = linear_gaussian(orthogonal=True)
+    x = draw_x(base, 3)
+    mu, logvar = base.encode(x)
+    start = (mu + 1.0, logvar + 1.0)
+    ref = refine_posterior(base, x, steps=5, lr=0.05, generator=gen(0), init=start)
+    z = start[0] + torch.exp(0.5 * start[1]) * ref.eps
+    first = base.log_px_given_z(x, z).mean(0) - V.gaussian_kl(*start)
+    torch.testing.assert_close(ref.elbo[0], first, atol=1e-10, rtol=0)
+    assert (ref.elbo[-1] > ref.elbo[0]).all()
+    with pytest.raises(ValueError, match="init"):
+        refine_posterior(base, x, steps=1, init="prior")
+
+
+def test_a_falling_learning_rate_reaches_the_optimum_in_one_call():
+    model = linear_gaussian(orthogonal=True)
+    x = draw_x(model, 8)
+    exact = model.exact_log_px(x)
+    fit = fit_gaussian_posterior(
+        model, x, steps=600, lr=0.05, final_lr=1e-4, n_samples=16, init="prior", generator=gen(0)
+    )
+    closed = model.elbo(x, fit.mu, logvar=fit.logvar).elbo
+    assert (exact - closed).max() < 0.005  # the posterior is diagonal: L[q*] = log p(x)
+    constant = fit_gaussian_posterior(
+        model, x, steps=600, lr=0.05, n_samples=16, init="prior", generator=gen(0)
+    )
+    jitter = exact - model.elbo(x, constant.mu, logvar=constant.logvar).elbo
+    assert jitter.mean() > 2 * (exact - closed).mean(), "at a constant lr q* jitters"
+    with pytest.raises(ValueError, match="final_lr"):
+        fit_flow_posterior(model, x, flow_steps=1, steps=1, final_lr=0.0)
+
+
+# -- the zoo's "gaps" metric ----------------------------------------------------------------------
+def test_the_gaps_metric_gives_means_paired_errors_and_a_reproducible_first_chunk(monkeypatch):
+    import json
+
+    from vae_lib.zoo import metrics
+
+    small = {
+        "start": {"n_samples": 10},
+        "amortized": {"n_samples": 20},
+        "gaussian": {"steps": 30, "lr": 0.05, "final_lr": 1e-3, "n_samples": 4, "eval_samples": 50},
+        "flow": {
+            "flow_steps": 2,
+            "steps": 20,
+            "lr": 0.01,
+            "final_lr": 1e-3,
+            "n_samples": 4,
+            "eval_samples": 50,
+        },
+        "iwae": {"k": 50},
+        "ais": {"n_betas": 10, "leapfrog_steps": 2, "n_chains": 2},
+        "refinement": {"steps": 10, "lr": 0.05, "n_samples": 4},
+    }
+    monkeypatch.setattr(metrics, "GAPS_SETTINGS", small)
+    torch.manual_seed(0)
+    config = V.VAEConfig(input_shape=(1, 28, 28), hidden_dims=(8,), latent_dim=2)
+    model = V.VAE(config).eval()
+    with torch.no_grad():  # as the zoo measures
+        out = metrics.inference_gaps(model, 25, per_image=3)
+    json.dumps(out)  # the manifest stores it
+    parts = out["parts"]
+    assert set(parts) == set(metrics.GAPS_PARTS) and out["n"] == 25
+    for name in ("approximation", "amortization", "total", "flow_gain", "ais_minus_iwae"):
+        assert set(out["gaps"][name]) == {"mean", "sem"}
+    # paired differences: the mean of the differences is the difference of the means
+    total = parts["iwae"]["mean"] - parts["amortized"]["mean"]
+    assert out["value"] == out["gaps"]["total"]["mean"]
+    assert abs(out["gaps"]["total"]["mean"] - total) < 1e-9
+    assert out["gaps"]["amortization"]["mean"] > 0, "q* should beat the encoder's q"
+    assert 0 < parts["ais"]["acceptance"] <= 1
+    assert parts["refinement"]["steps"] == [0, 1, 2, 5, 10]
+    assert parts["refinement"]["elbo"][-1] > parts["refinement"]["elbo"][0]
+    # the first chunk alone gives the stored per-image values again
+    with torch.no_grad():
+        first = metrics.inference_gaps(model, 20, per_image=3, parts=("iwae", "gaussian"))
+    for p in ("iwae", "gaussian"):
+        assert first["parts"][p]["per_image"] == parts[p]["per_image"]
+    with pytest.raises(ValueError, match="parts"):
+        metrics.inference_gaps(model, 4, parts=("nll",))

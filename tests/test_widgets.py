@@ -1,8 +1,9 @@
 """The in-page widgets (:mod:`vae_lib.widgets`): the exported payload gives back the model's
 tensors exactly and names its checkpoint; the HTML needs nothing from outside; and, in a real
 browser, each widget opened from ``file://`` decodes as PyTorch does (64 fixed codes per model,
-max abs difference 1e-4; the same greedy words), follows its controls (drag, hover, arrow keys,
-sliders, typing, buttons) to the decode expected, and can be reached with the Tab key.
+max abs difference 1e-4; the same greedy words; chapter 9's ELBO on the page's own draws),
+follows its controls (drag, hover, arrow keys, sliders, typing, buttons) to the decode
+expected, and can be reached with the Tab key.
 
 The browser tests drive Debian's Chromium with Playwright, as ``tests/test_pages.py`` does; they
 are skipped where no browser is installed, unless ``VAE_BOOK_REQUIRE_BROWSER=1`` (CI). Decode
@@ -12,8 +13,10 @@ timing budget for the built book.
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
+import math
 import os
 import re
 import subprocess
@@ -23,7 +26,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from vae_lib import CharVocabulary, one_hot, ring_log_density, ring_map, widgets, zoo
+from vae_lib import (
+    CharVocabulary,
+    load_mnist,
+    one_hot,
+    ring_log_density,
+    ring_map,
+    widgets,
+    zoo,
+)
+from vae_lib.gaps import GridPosterior, grid_posterior
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIRE = os.environ.get("VAE_BOOK_REQUIRE_BROWSER", "") not in ("", "0")
@@ -62,6 +74,7 @@ def html(models, plane_codes):
         ),
         "conditional": widgets.conditional_widget(*models["digits_cvae"]),
         "words": widgets.word_path_widget(*models["words_vae_free_bits"]),
+        "gap": widgets.gap_widget(vae, vae_record),
     }
 
 
@@ -133,6 +146,93 @@ def test_the_widgets_check_their_arguments(models, plane_codes):
         widgets.ring_widget(vae, vae_record)
 
 
+def gap_payload(widget) -> dict:
+    return json.loads(
+        re.search(r'<script type="application/json">(.*?)</script>', widget.data).group(1)
+    )
+
+
+def test_the_gap_widget_checks_its_arguments(models):
+    vae, vae_record = models["mnist_vae_2d"]
+    ring, ring_record = models["ring_vae"]
+    words, words_record = models["words_vae_free_bits"]
+    x = torch.zeros(2, 1, 28, 28)
+    with pytest.raises(ValueError, match="2-D code and Bernoulli pixels"):
+        widgets.gap_widget(ring, ring_record, images=x)
+    with pytest.raises(ValueError, match="VAE with a 2-D code"):
+        widgets.gap_widget(words, words_record, images=x)
+    with pytest.raises(ValueError, match="VAE with a 2-D code"):
+        widgets.gap_widget("mnist_vae_2d", vae_record, images=x)
+    with pytest.raises(ValueError, match="ZooRecord"):
+        widgets.gap_widget(vae, None, images=x)
+    with pytest.raises(ValueError, match=r"expected \(B, 1, 28, 28\)"):
+        widgets.gap_widget(vae, vae_record, images=torch.zeros(2, 784))
+    with pytest.raises(ValueError, match="floating-point tensor"):
+        widgets.gap_widget(vae, vae_record, images=torch.zeros(2, 1, 28, 28, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        widgets.gap_widget(vae, vae_record, images=x + 2)
+    with pytest.raises(ValueError, match="1 to 12 images"):
+        widgets.gap_widget(vae, vae_record, images=torch.zeros(13, 1, 28, 28))
+    with pytest.raises(ValueError, match="1 to 12 images"):
+        widgets.gap_widget(vae, vae_record, images=torch.zeros(0, 1, 28, 28))
+    with pytest.raises(ValueError, match="pair"):
+        widgets.gap_widget(vae, vae_record, images=x, q_star=torch.zeros(2, 2))
+    with pytest.raises(ValueError, match="3 rows but there are 2 images"):
+        widgets.gap_widget(vae, vae_record, images=x, q_star=(torch.zeros(3, 2),) * 2)
+    with pytest.raises(ValueError, match="at most 128"):
+        widgets.gap_widget(vae, vae_record, images=x, resolution=256)
+    with pytest.raises(ValueError, match="n_draws"):
+        widgets.gap_widget(vae, vae_record, images=x, n_draws=1)
+    with pytest.raises(ValueError, match="GridPosterior of these 2 images"):
+        widgets.gap_widget(vae, vae_record, images=x, grid="grid")
+    zeros = torch.zeros(3)
+    three = GridPosterior(zeros, torch.zeros(3, 3, 3), torch.zeros(3, 3, 3), zeros, zeros)
+    with pytest.raises(ValueError, match="GridPosterior of these 2 images"):
+        widgets.gap_widget(vae, vae_record, images=x, grid=three)
+
+
+def test_the_gap_widget_carries_the_exact_posterior_and_both_qs(models, html):
+    """log p(x) is grid_posterior's (n = 401), the encoder's q is the model's, the window holds
+    both ellipses, and q* beats the encoder's q on the fresh draws (the amortization gap)."""
+    model, _ = models["mnist_vae_2d"]
+    data = gap_payload(html["gap"])
+    x = load_mnist("test", binarize="static", seed=0).images[:6]
+    assert len(data["images"]) == 6 and len(data["eps"]) == 32
+    grid = grid_posterior(model, x, n=401)
+    with torch.no_grad():
+        mu, logvar = model.encode(x)
+    for b, spec in enumerate(data["images"]):
+        pixels = widgets.payload_tensors({"format": 1, "tensors": {"x": spec["pixels"]}})["x"]
+        assert torch.equal(pixels, x[b].flatten())
+        assert spec["logPx"] == pytest.approx(float(grid.log_px[b]), abs=1e-4)
+        assert spec["encoder"]["mu"] == pytest.approx(mu[b].tolist(), abs=1e-6)
+        assert spec["encoder"]["logSigma"] == pytest.approx((0.5 * logvar[b]).tolist(), abs=1e-6)
+        for q in ("encoder", "best"):
+            m, s = spec[q]["mu"], [math.exp(v) for v in spec[q]["logSigma"]]
+            for d in range(2):
+                assert spec["lo"][d] <= m[d] - 2 * s[d] and m[d] + 2 * s[d] <= spec["hi"][d]
+        gaps = spec["referenceGap"]
+        assert gaps["best"][0] < gaps["encoder"][0] + 3 * math.hypot(
+            gaps["best"][1], gaps["encoder"][1]
+        )
+        density = widgets.payload_tensors({"format": 1, "tensors": {"d": spec["logDensity"]}})
+        assert density["d"].shape == (64 * 64,) and float(density["d"].max()) > -1
+    gaps = [s["referenceGap"] for s in data["images"]]
+    assert max(g["encoder"][0] - g["best"][0] for g in gaps) > 0.5
+    # the chapter's own grid and q* are taken as they are
+    model, record = models["mnist_vae_2d"]
+    two = GridPosterior(
+        *(t[:2] for t in (grid.log_px, grid.posterior, grid.log_density)),
+        grid.axis,
+        grid.edge_mass[:2],
+    )
+    q_star = (mu[:2] + 0.01, logvar[:2])
+    again = gap_payload(widgets.gap_widget(model, record, images=x[:2], grid=two, q_star=q_star))
+    for b, spec in enumerate(again["images"]):
+        assert spec["logPx"] == data["images"][b]["logPx"]
+        assert spec["best"]["mu"] == pytest.approx((mu[b] + 0.01).tolist(), abs=1e-6)
+
+
 def test_the_html_needs_nothing_from_outside(html):
     for kind, widget in html.items():
         text = widget.data
@@ -156,6 +256,7 @@ def test_the_scripts_ship_in_the_wheel():
         "plane.js",
         "conditional.js",
         "words.js",
+        "gap.js",
     }
 
 
@@ -475,7 +576,121 @@ def test_word_widget_follows_typing_the_slider_and_the_button(opened, models):
     assert o.errors == []
 
 
-@pytest.mark.parametrize("kind", ["ring", "plane", "conditional", "words"])
+def gap_elbo(model, x: torch.Tensor, eps: torch.Tensor, mu, log_sigma) -> float:
+    """L[q] by PyTorch in float64 with the page's draws: mean_s log p(x | z_s) + log N(z_s; 0,
+    I) - log q(z_s), z_s = mu + sigma eps_s."""
+    mu = torch.as_tensor(mu, dtype=torch.float64)
+    log_sigma = torch.as_tensor(log_sigma, dtype=torch.float64)
+    z = mu + log_sigma.exp() * eps
+    with torch.no_grad():
+        log_px_z = model.log_px_given_z(x.double().unsqueeze(0), z[:, None, :])[:, 0]
+    log_2pi = math.log(2 * math.pi)
+    log_prior = -log_2pi - 0.5 * z.pow(2).sum(-1)
+    log_q = -log_2pi - log_sigma.sum() - 0.5 * eps.pow(2).sum(-1)
+    return float((log_px_z + log_prior - log_q).mean())
+
+
+@pytest.fixture(scope="module")
+def gap_setup(models, html):
+    model, _ = models["mnist_vae_2d"]
+    data = gap_payload(html["gap"])
+    x = load_mnist("test", binarize="static", seed=0).images[:6]
+    eps = torch.tensor(data["eps"], dtype=torch.float64)
+    return copy.deepcopy(model).double(), data, x, eps
+
+
+def test_gap_widget_computes_the_elbo_as_pytorch(opened, gap_setup):
+    o = opened["gap"]
+    model, data, x, eps = gap_setup
+    for b, spec in enumerate(data["images"]):
+        for q in ("encoder", "best"):
+            args = [spec[q]["mu"], spec[q]["logSigma"]]
+            page = o.call("elbo(args[0], args[1], args[2]).elbo", b, *args)
+            assert abs(page - gap_elbo(model, x[b], eps, *args)) <= TOLERANCE, (b, q)
+        assert o.call("logPx(args[0])", b) == spec["logPx"]
+    # a q of our own, far from both
+    page = o.call("elbo(args[0], args[1], args[2]).elbo", 2, [0.5, -1.0], [-1.0, -2.0])
+    assert abs(page - gap_elbo(model, x[2], eps, [0.5, -1.0], [-1.0, -2.0])) <= TOLERANCE
+    update = o.call("timeUpdate(20).median")
+    print(f"gap: live ELBO update median {update:.2f} ms ({len(eps)} decodes)")
+    timing(o, "gap")
+    assert o.errors == []
+
+
+def test_gap_widget_follows_its_image_drag_keys_sliders_and_buttons(opened, gap_setup):
+    o = opened["gap"]
+    model, data, x, eps = gap_setup
+    wid = o.widget.widget_id
+
+    def elbo_of(b, q):
+        return gap_elbo(model, x[b], eps, q["mu"], q["logSigma"])
+
+    # the image whose amortization gap (on these draws) is largest
+    amortization = [
+        elbo_of(b, s["best"]) - elbo_of(b, s["encoder"]) for b, s in enumerate(data["images"])
+    ]
+    b = max(range(len(amortization)), key=amortization.__getitem__)
+    assert amortization[b] > 0.5
+    spec = data["images"][b]
+    o.page.select_option(f"#{wid}-image", str(b))
+    state = o.call("state()")
+    assert state["image"] == b and state["mu"] == spec["encoder"]["mu"]
+    assert abs(state["elbo"] - elbo_of(b, spec["encoder"])) <= TOLERANCE
+    assert (o.pixels("canvas.vae-w-digit") - 255 * (1 - x[b].flatten().double())).abs().max() <= 1
+    text = o.locate(".vae-w-readout >> nth=1").inner_text()
+    assert f"log p(x) = {spec['logPx']:.2f}".replace("-", "\u2212") in text
+    assert re.search(r"L\[q\] += " + f"{state['elbo']:.2f}".replace("-", "\u2212"), text)
+    gap = f"{state['gap']:.2f}".replace("-", "\u2212")
+    assert f"gap = log p(x) \u2212 L[q] = {gap} nats" in text
+    # the button q* gives a larger L[q] and a smaller gap
+    o.page.click(f"#{wid}-best")
+    best = o.call("state()")
+    assert best["mu"] == spec["best"]["mu"] and best["logSigma"] == spec["best"]["logSigma"]
+    assert best["elbo"] > state["elbo"] + 0.5 and best["gap"] < state["gap"]
+    assert best["gap"] == pytest.approx(spec["logPx"] - best["elbo"])
+    o.page.click(f"#{wid}-encoder")
+    assert o.call("state()")["mu"] == spec["encoder"]["mu"]
+    # a drag moves q's mean to the pointer, and L[q] is the ELBO there
+    view = o.call("view()")
+    lo, hi = view["lo"], view["hi"]
+    box = o.drag(f"#{wid}-plane", [(0.5, 0.5), (0.6, 0.45), (0.7, 0.4)])
+    dragged = o.call("state()")
+    expected = [lo[0] + 0.7 * (hi[0] - lo[0]), hi[1] - 0.4 * (hi[1] - lo[1])]
+    assert max_diff(dragged["mu"], torch.tensor(expected)) <= (hi[0] - lo[0]) / box["width"] * 1.5
+    assert dragged["logSigma"] == spec["encoder"]["logSigma"]
+    assert abs(dragged["elbo"] - elbo_of(b, dragged)) <= TOLERANCE
+    assert dragged["elbo"] != state["elbo"]
+    # the marker sits at q's mean on the plane
+    pixel = o.locate(f"#{wid}-plane").evaluate(
+        """(c, p) => Array.from(c.getContext('2d').getImageData(p[0], p[1], 1, 1).data)""",
+        [round(0.7 * 300), round(0.4 * 300)],
+    )
+    assert pixel[:3] == [214, 39, 40]
+    # an arrow key moves the mean by a fiftieth of the window
+    o.locate(f"#{wid}-plane").press("ArrowDown")
+    moved = o.call("state()")
+    expected = torch.tensor(dragged["mu"], dtype=torch.float64)
+    expected[1] -= (hi[1] - lo[1]) / 50
+    assert max_diff(moved["mu"], expected) <= 1e-9
+    assert moved["elbo"] != dragged["elbo"]
+    assert abs(moved["elbo"] - elbo_of(b, moved)) <= TOLERANCE
+    # the sliders set log sigma
+    for d in range(2):
+        slider = o.page.locator(f"#{wid}-s{d + 1}")
+        slider.focus()
+        before = o.call("state()")
+        for _ in range(5):
+            slider.press("ArrowLeft")
+        after = o.call("state()")
+        assert after["logSigma"][d] == pytest.approx(float(slider.input_value()))
+        assert after["logSigma"][d] == pytest.approx(before["logSigma"][d] - 0.1, abs=0.011)
+        assert after["logSigma"][1 - d] == before["logSigma"][1 - d]
+        assert after["elbo"] != before["elbo"]
+        assert abs(after["elbo"] - elbo_of(b, after)) <= TOLERANCE
+    assert o.errors == []
+
+
+@pytest.mark.parametrize("kind", ["ring", "plane", "conditional", "words", "gap"])
 def test_tab_reaches_every_control_and_every_control_is_labelled(opened, kind):
     o = opened[kind]
     controls = o.locate("input, select, button, canvas[tabindex]")

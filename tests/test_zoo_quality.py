@@ -151,3 +151,32 @@ def test_a_remedy_keeps_five_nats_in_the_code_at_the_language_models_likelihood(
         if METRICS[name]["words"]["kl"] >= 5 and METRICS[name]["words"]["value"] <= lm + 1
     ]
     assert working
+
+
+def test_chapter_9s_remedies_beat_the_book_vae_and_the_stored_gaps_are_consistent():
+    base = METRICS["mnist_vae"]["nll"]["value"]
+    for name in ("mnist_vae_iaf", "mnist_vae_vamp"):
+        nll = METRICS[name]["nll"]
+        assert nll["protocol"] == zoo.NLL_PROTOCOL and nll["n"] == 10_000
+        assert nll["value"] < base - 0.5, name  # a flow posterior, a learned prior
+    assert METRICS["mnist_vae_iaf"]["nll"]["value"] < 84.78  # Burda et al.'s one-layer IWAE
+    for name in ("mnist_vae", "mnist_vae_iaf"):
+        gaps = METRICS[name]["gaps"]
+        assert gaps["protocol"] == zoo.METRICS["gaps"].protocol and gaps["n"] >= 1000
+        parts = {k: v["mean"] for k, v in gaps["parts"].items()}
+        g = gaps["gaps"]
+        # the stored gaps are the differences of the stored parts
+        assert g["approximation"]["mean"] == pytest.approx(parts["iwae"] - parts["gaussian"])
+        assert g["amortization"]["mean"] == pytest.approx(
+            parts["gaussian"] - parts["amortized"]
+        )
+        assert g["approximation"]["mean"] > 0  # L_5000 lies above the best Gaussian's ELBO
+    vae_gaps = METRICS["mnist_vae"]["gaps"]["gaps"]
+    iaf_gaps = METRICS["mnist_vae_iaf"]["gaps"]["gaps"]
+    # q* is the best Gaussian: above the encoder's Gaussian q; but below the IAF's own flow
+    assert vae_gaps["amortization"]["mean"] > 0 > iaf_gaps["amortization"]["mean"]
+    # the decoder adapts to its posterior (Cremer et al.): a Gaussian fits the IAF model worse
+    assert iaf_gaps["approximation"]["mean"] > vae_gaps["approximation"]["mean"] + 3
+    refinement = METRICS["mnist_vae"]["gaps"]["parts"]["refinement"]
+    gained = refinement["elbo"][-1] - refinement["elbo"][0]
+    assert gained > 0.5 * METRICS["mnist_vae"]["gaps"]["gaps"]["amortization"]["mean"]

@@ -56,6 +56,14 @@ class RateDistortion(NamedTuple):
 
 
 def _encode_gaussian(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if callable(getattr(model, "log_prior", None)) or callable(
+        getattr(model, "posterior_sample", None)
+    ):
+        raise ValueError(
+            f"{type(model).__name__} has a learned prior or a flow posterior: its KL term is "
+            "not the closed-form KL(q(z|x) || N(0, I)) of a diagonal Gaussian that this "
+            "function computes (vae_lib.gaps.aggregate_posterior_kl estimates its rate)"
+        )
     encoded = model.encode(x)
     if not (isinstance(encoded, tuple) and len(encoded) == 2):
         raise ValueError(

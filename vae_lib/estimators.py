@@ -69,6 +69,11 @@ def _prior_chunks(
     n = _check_count("n_samples", n_samples)
     max_elements = _check_count("max_elements", max_elements)
     _check_batch(x)
+    if callable(getattr(model, "log_prior", None)):
+        raise ValueError(
+            f"{type(model).__name__} has a learned prior; the naive estimator draws z from "
+            "N(0, I) and would estimate the likelihood of another model"
+        )
     device, dtype = _placement(model, x)
     arguments.generator("generator", generator, device)
     x = x.to(device=device, dtype=dtype)
@@ -130,7 +135,10 @@ class PosteriorModel(Protocol):
     * optionally ``posterior_sample(batch, n, generator) -> (z (n, B, D), log_q (n, B))``: n
       draws from q(z | batch) with their log-density, for a posterior that is not a diagonal
       Gaussian (a flow, :class:`vae_lib.flow_vae.FlowVAE`); a model that has it is sampled
-      through it, and ``posterior_params`` is not used.
+      through it, and ``posterior_params`` is not used;
+    * optionally ``log_prior(z) -> (S, B)`` for ``z (S, B, D)``: log p(z) of a learned prior
+      that is not a Gaussian (:class:`vae_lib.vamp_prior.VampPriorVAE`); a model that has it
+      is scored through it, and ``prior_params`` is not used.
     """
 
     latent_dim: int
@@ -217,6 +225,7 @@ def iwae_bound(
     k = _check_count("k", k)
     max_elements = _check_count("max_elements", max_elements)
     sampler = getattr(model, "posterior_sample", None)
+    log_prior_of = getattr(model, "log_prior", None)
     if not callable(sampler) and not callable(getattr(model, "posterior_params", None)):
         raise ValueError(
             f"iwae_bound needs a latent-variable model with an approximate posterior q(z|x) "
@@ -241,7 +250,7 @@ def iwae_bound(
             mu = logvar = None
         else:
             mu, logvar = model.posterior_params(part)
-        prior = model.prior_params(part)
+        prior = None if callable(log_prior_of) else model.prior_params(part)
         s_chunk = max(1, min(k, max_elements // (b * cost)))
         total = torch.full((b,), -math.inf, device=device, dtype=dtype if mu is None else mu.dtype)
         done = 0
@@ -251,11 +260,12 @@ def iwae_bound(
                 z, log_q = sampler(part, c, generator)  # (c, b, D), (c, b)
             else:
                 z = reparameterize(mu, logvar, generator=generator, n_samples=c)  # (c, b, D)
-            log_prior = (
-                standard_normal_log_prob(z)
-                if prior is None
-                else diagonal_gaussian_log_prob(z, *prior)
-            )
+            if callable(log_prior_of):
+                log_prior = log_prior_of(z)
+            elif prior is None:
+                log_prior = standard_normal_log_prob(z)
+            else:
+                log_prior = diagonal_gaussian_log_prob(z, *prior)
             log_w = model.log_likelihood(part, z) + log_prior
             log_w = log_w - (log_q if mu is None else diagonal_gaussian_log_prob(z, mu, logvar))
             total = torch.logaddexp(total, torch.logsumexp(log_w, dim=0))

@@ -1,4 +1,4 @@
-"""The book's trained models running live in the page: four widgets, plain JavaScript.
+"""The book's trained models running live in the page: five widgets, plain JavaScript.
 
 Each function returns an HTML object (:class:`WidgetHTML`, an ``IPython.display.HTML``) that a
 notebook cell displays: a ``<div>`` with a unique id, the weights the widget needs as an inline
@@ -15,6 +15,9 @@ in the page in float64 from the exported float32 or float16 weights, within 1e-4
   class-conditional VAE; the same z written as every digit; a new z from the prior.
 * :func:`word_path_widget` (chapter 8): two typed words encoded by the word VAE, the path
   between their codes decoded greedily as a slider moves, and a draw from the prior.
+* :func:`gap_widget` (chapter 9): a test digit's exact posterior p(z|x) on the plane and a
+  diagonal Gaussian q to drag over it; the ELBO L[q] is computed live in the page (the decoder
+  on fixed draws), beside the exact log p(x) and their difference, KL(q || p(z|x)).
 
 :func:`export_weights` turns a zoo model's tensors into the payload (base64, little-endian,
 with the source checkpoint's sha256); :func:`payload_tensors` reads it back.
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import sys
 import uuid
 from collections.abc import Mapping, Sequence
@@ -36,6 +40,9 @@ from torch import nn
 from . import arguments
 from .autoencoder import Autoencoder
 from .conditional import ConditionalVAE
+from .data import load_mnist
+from .distributions import diagonal_gaussian_log_prob, standard_normal_log_prob
+from .gaps import GridPosterior, fit_gaussian_posterior, grid_posterior
 from .sequence_vae import SequenceVAE
 from .toy import ring_log_density
 from .vae import ACTIVATIONS, VAE
@@ -64,7 +71,7 @@ class WidgetHTML(_HTML):
     """A widget's self-contained HTML (``.data``), displayed by Jupyter as HTML.
 
     Attributes:
-        kind: ``"ring"``, ``"plane"``, ``"conditional"`` or ``"words"``.
+        kind: ``"ring"``, ``"plane"``, ``"conditional"``, ``"words"`` or ``"gap"``.
         widget_id: the id of its ``<div>``; the page's test hook is ``window.vaeWidgets[id]``.
         sha256: the source checkpoint's sha256 of each exported model, by zoo name.
         nbytes: the size of the HTML in bytes (UTF-8): what the widget adds to a page.
@@ -251,7 +258,7 @@ def _view(codes: torch.Tensor) -> dict[str, list[float]]:
     }
 
 
-# -- the four widgets ----------------------------------------------------------------------------
+# -- the five widgets ---------------------------------------------------------------------------
 def ring_widget(
     model: nn.Module | None = None,
     record: ZooRecord | None = None,
@@ -435,3 +442,245 @@ def word_path_widget(
         "seed": arguments.integer("seed", seed, minimum=0),
     }
     return _widget("words", data, {record.name: record.sha256}, "paths between words, live")
+
+
+#: At most this many images in one gap widget (each adds its posterior's shading to the page).
+GAP_MAX_IMAGES = 12
+
+
+def _check_gap_images(model: VAE, images: Any) -> torch.Tensor:
+    """``images (B, *input_shape)`` in [0, 1], 1 <= B <= GAP_MAX_IMAGES, on the CPU."""
+    shape = tuple(model.input_shape)
+    if not isinstance(images, torch.Tensor) or not images.is_floating_point():
+        raise ValueError(
+            f"images must be a floating-point tensor (B, {', '.join(map(str, shape))}), got "
+            f"{type(images).__name__}"
+        )
+    if images.dim() != len(shape) + 1 or tuple(images.shape[1:]) != shape:
+        raise ValueError(
+            f"images has shape {tuple(images.shape)}; expected (B, {', '.join(map(str, shape))})"
+        )
+    if not 1 <= images.shape[0] <= GAP_MAX_IMAGES:
+        raise ValueError(f"images must hold 1 to {GAP_MAX_IMAGES} images, got {images.shape[0]}")
+    images = images.detach().to("cpu", torch.float32)
+    if not bool(torch.isfinite(images).all()) or images.min() < 0 or images.max() > 1:
+        raise ValueError("images must hold pixel values in [0, 1] (Bernoulli observations)")
+    return images
+
+
+def _check_q_star(q_star: Any, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    if not isinstance(q_star, tuple | list) or len(q_star) != 2:
+        raise ValueError("q_star must be a pair (mu, logvar) of (B, 2) tensors")
+    out = []
+    for name, t in zip(("q_star mu", "q_star logvar"), q_star, strict=True):
+        arguments.shaped_tensor(name, t, (2,), sizes="2")
+        if t.shape[0] != batch:
+            raise ValueError(f"{name} has {t.shape[0]} rows but there are {batch} images")
+        t = t.detach().to("cpu", torch.float32)
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} holds NaN or infinite values")
+        out.append(t)
+    return out[0], out[1]
+
+
+def _best_gaussian(
+    model: VAE, x: torch.Tensor, grid: Any, mu: torch.Tensor, logvar: torch.Tensor, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """q* for each image as chapter 9 finds it: Adam from two starts (the encoder's q and the
+    exact posterior's mean and variances), 200 steps at lr 1e-2 with 8 draws, 200 at 1e-3 with
+    32; the start whose end has the larger ELBO (2,000 fresh draws) is kept."""
+    batch = x.shape[0]
+    starts = (
+        torch.cat([mu, grid.mean()]),
+        torch.cat([logvar, grid.covariance().diagonal(dim1=1, dim2=2).log()]),
+    )
+    gen = torch.Generator(x.device).manual_seed(seed)
+    both = torch.cat([x, x])
+    rough = fit_gaussian_posterior(
+        model, both, steps=200, lr=1e-2, n_samples=8, generator=gen, init=starts
+    )
+    fine = fit_gaussian_posterior(
+        model, both, steps=200, lr=1e-3, n_samples=32, generator=gen, init=(rough.mu, rough.logvar)
+    )
+    ends = fine.elbo(2000, generator=gen).view(2, batch)
+    pick = ends.argmax(0) * batch + torch.arange(batch, device=ends.device)
+    return fine.mu[pick], fine.logvar[pick]
+
+
+@torch.no_grad()
+def _gap_reference(
+    model: VAE, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, n: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(B,)`` the ELBO of q = N(mu, diag exp(logvar)) from n fresh draws per image (in
+    chunks of 256), and its standard error: the accurate values beside the page's S draws."""
+    gen = torch.Generator().manual_seed(seed)
+    weights = []
+    for start in range(0, n, 256):
+        eps = torch.randn(min(256, n - start), *mu.shape, generator=gen)
+        eps = eps.to(x.device, x.dtype)
+        m, lv = mu.to(x.device, x.dtype), logvar.to(x.device, x.dtype)
+        z = m + torch.exp(0.5 * lv) * eps
+        w = model.log_px_given_z(x, z) + standard_normal_log_prob(z)
+        weights.append((w - diagonal_gaussian_log_prob(z, m, lv)).cpu().double())
+    w = torch.cat(weights)
+    return w.mean(0), w.std(0) / math.sqrt(n)
+
+
+def gap_widget(
+    model: nn.Module | None = None,
+    record: ZooRecord | None = None,
+    *,
+    images: torch.Tensor | None = None,
+    q_star: tuple[torch.Tensor, torch.Tensor] | None = None,
+    grid: GridPosterior | None = None,
+    n_draws: int = 32,
+    seed: int = 0,
+    resolution: int = 64,
+    width: float = 4.0,
+    n_reference: int = 4096,
+) -> WidgetHTML:
+    """Chapter 9: the gap log p(x) - L[q] = KL(q || p(z|x)), live, for a VAE with a 2-D code.
+
+    For the test image chosen, the plane is shaded by the exact posterior p(z|x) and shows the
+    1- and 2-standard-deviation ellipses of a diagonal Gaussian q. Drag q's centre (or use the
+    arrow keys, shift for five steps), move the sliders of log sigma_1 and log sigma_2, or set q
+    to the encoder's q(z|x) or to the best diagonal Gaussian q* with the buttons. The page then
+    computes the ELBO L[q] = mean_s [log p(x | z_s) + log N(z_s; 0, I) - log q(z_s)] with
+    z_s = mu + sigma eps_s for ``n_draws`` fixed standard-normal draws eps_s (the same for every
+    q, so the number moves smoothly), running the decoder itself, and shows it beside the exact
+    log p(x) and their difference, the gap (a KL divergence, up to Monte Carlo error; the
+    estimate's standard error is shown), on a bar that marks the gaps of q and q* (the same
+    draws); the gaps of q and q* from ``n_reference`` fresh draws are shown too.
+
+    Precomputed here: log p(x) by :func:`vae_lib.gaps.grid_posterior` (``n=401`` on
+    [-4, 4]^2); the posterior's log density log p(x|z) + log N(z; 0, I) - log p(x) on a
+    ``resolution`` x ``resolution`` window centred on the posterior's mean, ``width`` posterior
+    standard deviations (the larger one) on each side and wide enough for the 2-standard-deviation
+    ellipses of q and q* (stored in float16, clamped 30 nats below its peak); the encoder's
+    (mu, logvar); q* (:func:`vae_lib.gaps.fit_gaussian_posterior` as chapter 9 runs it, about
+    5 s for six images on one CPU thread, unless ``q_star`` is given); and the ELBOs of both
+    from ``n_reference`` fresh draws.
+
+    Args:
+        model, record: the zoo's ``mnist_vae_2d`` and its record (loaded on the CPU if ``None``):
+            a :class:`vae_lib.VAE` with a 2-D code, Bernoulli pixels, the prior N(0, I) and an
+            MLP decoder.
+        images: ``(B, 1, 28, 28)`` observations in [0, 1], 1 <= B <= 12; default: the first
+            six test images, binarized once with seed 0 (as chapters 5 and 9 load them).
+        q_star: optional ``(mu, logvar)``, each ``(B, 2)``: the best diagonal Gaussian of each
+            image, e.g. the chapter's own fit; fitted here if ``None``.
+        grid: optional ``grid_posterior(model, images, n=401)`` already computed for these
+            images (the chapter has it: about 4 s saved); computed here if ``None``.
+        n_draws: the number S of fixed draws eps_s (one set, shared by every image and q).
+        seed: the seed of the draws eps_s and of the fit of q*.
+        resolution: nodes per side of the shaded window, 16 to 128.
+        width: the window's half-width in posterior standard deviations, > 0.
+        n_reference: fresh draws per image for the accurate gaps of q and q*, >= 2.
+
+    Returns:
+        The widget: about 0.8 MB for six images (the decoder's weights in float16 most of it).
+    """
+    if model is None:
+        model, record = load("mnist_vae_2d", "cpu", progress=False)
+    model = _check_model("model", model, VAE, "VAE with a 2-D code (the zoo's mnist_vae_2d)")
+    if model.latent_dim != 2 or model.likelihood != "bernoulli":
+        raise ValueError("the gap widget needs a VAE with a 2-D code and Bernoulli pixels")
+    if callable(getattr(model, "log_prior", None)):
+        raise ValueError("the gap widget needs the prior N(0, I), not a learned prior")
+    if not isinstance(record, ZooRecord):
+        raise ValueError(f"record must be the model's ZooRecord, got {type(record).__name__}")
+    if images is None:
+        images = load_mnist("test", binarize="static", seed=0).images[:6]
+    images = _check_gap_images(model, images)
+    batch = images.shape[0]
+    if q_star is not None:
+        q_star = _check_q_star(q_star, batch)
+    if grid is not None and (
+        not isinstance(grid, GridPosterior) or tuple(grid.log_px.shape) != (batch,)
+    ):
+        raise ValueError(
+            f"grid must be the GridPosterior of these {batch} images (vae_lib.gaps.grid_posterior)"
+        )
+    n_draws = arguments.integer("n_draws", n_draws, minimum=2)
+    seed = arguments.integer("seed", seed, minimum=0)
+    resolution = arguments.integer("resolution", resolution, minimum=16)
+    if resolution > 128:
+        raise ValueError(f"resolution must be at most 128, got {resolution}")
+    width = arguments.real("width", width, minimum=0.0, strict_minimum=True)
+    n_reference = arguments.integer("n_reference", n_reference, minimum=2)
+    mlp = _mlp_spec(model, "decoder", "identity")
+
+    param = next(model.parameters())
+    x = images.to(param.device, param.dtype)
+    if grid is None:
+        grid = grid_posterior(model, x, n=401)
+    with torch.no_grad():
+        mu, logvar = model.encode(x)
+    if q_star is None:
+        q_star = _best_gaussian(model, x, grid, mu, logvar, seed)
+    star_mu, star_logvar = (t.detach().to("cpu", torch.float32) for t in q_star)
+    mu, logvar = mu.cpu().float(), logvar.cpu().float()
+    reference = {
+        name: _gap_reference(model, x, m, lv, n_reference, seed + 1)
+        for name, (m, lv) in (("encoder", (mu, logvar)), ("best", (star_mu, star_logvar)))
+    }
+    centre = grid.mean().cpu().double()
+    post_sd = grid.covariance().diagonal(dim1=1, dim2=2).clamp_min(0).sqrt().cpu().double()
+
+    specs, log_sigmas = [], []
+    for b in range(batch):
+        half = width * float(post_sd[b].max())
+        for m, lv in ((mu[b], logvar[b]), (star_mu[b], star_logvar[b])):
+            reach = (m.double() - centre[b]).abs() + 2.5 * torch.exp(0.5 * lv.double())
+            half = max(half, float(reach.max()))
+        lo = [float(c) - half for c in centre[b]]
+        hi = [float(c) + half for c in centre[b]]
+        # nodes at the centres of resolution^2 cells; row 0 at the top (largest z_2)
+        step = 2 * half / resolution
+        z1 = torch.tensor(lo[0]) + (torch.arange(resolution) + 0.5) * step
+        z2 = torch.tensor(hi[1]) - (torch.arange(resolution) + 0.5) * step
+        rows, cols = torch.meshgrid(z2, z1, indexing="ij")
+        nodes = torch.stack([cols, rows], dim=-1).reshape(-1, 1, 2).to(param.device, param.dtype)
+        with torch.no_grad():
+            log_joint = model.log_px_given_z(x[b : b + 1], nodes)[:, 0]
+            log_joint = log_joint + standard_normal_log_prob(nodes)[:, 0]
+        log_density = (log_joint.cpu().double() - float(grid.log_px[b])).float()
+        peak = float(log_density.max())
+        shade = log_density.clamp_min(peak - 30).to(torch.float16).to(torch.float32)
+        specs.append(
+            {
+                "pixels": _tensor_spec(images[b].reshape(-1)),
+                "logPx": float(grid.log_px[b]),
+                "edgeMass": float(grid.edge_mass[b]),
+                "lo": lo,
+                "hi": hi,
+                "logDensity": _tensor_spec(shade),
+                "posteriorMean": [float(c) for c in centre[b]],
+                "posteriorSd": [float(s) for s in post_sd[b]],
+                "encoder": {"mu": mu[b].tolist(), "logSigma": (0.5 * logvar[b]).tolist()},
+                "best": {"mu": star_mu[b].tolist(), "logSigma": (0.5 * star_logvar[b]).tolist()},
+                # log p(x) - L[q] from n_reference fresh draws, and its standard error
+                "referenceGap": {
+                    name: [float(grid.log_px[b]) - float(e[b]), float(se[b])]
+                    for name, (e, se) in reference.items()
+                },
+            }
+        )
+        log_sigmas += [math.log(float(post_sd[b].min())), math.log(half)]
+        log_sigmas += (0.5 * logvar[b]).tolist() + (0.5 * star_logvar[b]).tolist()
+    eps = torch.randn(n_draws, 2, generator=torch.Generator().manual_seed(seed))
+    data = {
+        "weights": export_weights(model, record),
+        "mlp": mlp,
+        "imageShape": list(model.input_shape[-2:]),
+        "resolution": resolution,
+        "eps": eps.tolist(),
+        "images": specs,
+        "logSigmaRange": [
+            math.floor(10 * (min(log_sigmas) - 1.5)) / 10,
+            math.ceil(10 * max(log_sigmas)) / 10,
+        ],
+        "logSigmaStep": 0.02,
+        "nReference": n_reference,
+    }
+    return _widget("gap", data, {record.name: record.sha256}, "the gap, live")

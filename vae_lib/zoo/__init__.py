@@ -618,6 +618,12 @@ def _measured(values: Mapping[str, Any]) -> str:
             if "kl" in m:
                 text += f", KL {m['kl']:.2f}, {m['active_units']} active units"
             parts.append(text)
+        elif key == "gaps":
+            g = m["gaps"]
+            parts.append(
+                f"gaps: approximation {g['approximation']['mean']:.2f}, amortization "
+                f"{g['amortization']['mean']:.2f} ({m['n']:,} test images)"
+            )
         elif key == "completion":
             counts = sorted(k for k in m if k.isdigit())
             values_text = " / ".join(f"{m[k]['value']:.1f}" for k in counts)

@@ -10,6 +10,7 @@ quick metric returns a number; a slow one a dict with at least ``"value"``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -176,6 +177,270 @@ def _nll(model, needs, progress) -> dict[str, Any]:
     return {"value": value, "sem": sem, "k": 5000, "n": 10_000}
 
 
+#: The settings of the ``"gaps"`` metric (:func:`inference_gaps`), by part; ``eval_samples``:
+#: fresh draws for the fitted q*'s ELBO. Sized on one CPU thread beside a training run: a
+#: 50-image pilot on mnist_vae took 114 s (amortized 2, gaussian 12, flow 24, iwae 6, AIS with
+#: T = 500 68, refinement 2), so T = 400 puts 1,000 images near 34 minutes. On the first 20
+#: images the Gaussian fit is within 0.04 nats of fits of 800 to 2,000 steps at lr 3e-2, on
+#: mnist_vae and on mnist_vae_iaf (from its start, -90 nats, to -88.4); the flow's 1,000 steps
+#: or 32 maps gained 0.03-0.04; AIS with T = 1,000 was 0.07 above T = 300.
+GAPS_SETTINGS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
+    {
+        "start": MappingProxyType({"n_samples": 1000}),
+        "amortized": MappingProxyType({"n_samples": 1000}),
+        "gaussian": MappingProxyType(
+            {"steps": 500, "lr": 1e-2, "final_lr": 1e-4, "n_samples": 8, "eval_samples": 1000}
+        ),
+        "flow": MappingProxyType(
+            {
+                "flow_steps": 16,
+                "steps": 600,
+                "lr": 1e-2,
+                "final_lr": 1e-4,
+                "n_samples": 8,
+                "eval_samples": 1000,
+            }
+        ),
+        "iwae": MappingProxyType({"k": 5000}),
+        "ais": MappingProxyType(
+            {
+                "n_betas": 400,
+                "leapfrog_steps": 5,
+                "n_chains": 8,
+                "schedule": "sigmoid",
+                "step_size": 0.2,
+                "target_acceptance": 0.65,
+            }
+        ),
+        "refinement": MappingProxyType({"steps": 50, "lr": 1e-2, "n_samples": 8}),
+    }
+)
+#: The Gaussian fit for a model with a flow posterior (a FlowVAE), whose start (the moments of
+#: q(z|x)) lies farther from q* (on mnist_vae_iaf's first 20 images -105 against -88): 500
+#: steps at lr 0.01 were 1.4 nats short of 2,000, these 600 at lr 0.03 within 0.02.
+GAPS_FLOW_POSTERIOR_GAUSSIAN: Mapping[str, Any] = MappingProxyType(
+    {"steps": 600, "lr": 3e-2, "final_lr": 1e-4, "n_samples": 8, "eval_samples": 1000}
+)
+#: The parts measured for a model with a flow posterior: its bound, its own amortized q and the
+#: best diagonal Gaussian (Cremer et al.'s "the decoder adapts to its posterior").
+GAPS_FLOW_POSTERIOR_PARTS = ("amortized", "gaussian", "iwae")
+#: The parts of :func:`inference_gaps`, in the order they are measured.
+GAPS_PARTS = ("amortized", "gaussian", "flow", "iwae", "ais", "refinement")
+#: Images per chunk of :func:`inference_gaps`: chunk j is measured with CPU generators seeded
+#: j, so the first chunk (the images whose values are stored) can be recomputed alone.
+GAPS_CHUNK = 20
+#: Refinement steps after which the mean ELBO is stored.
+GAPS_REFINEMENT_MARKS = (0, 1, 2, 5, 10, 20, 50)
+
+_G, _F, _A, _R = (GAPS_SETTINGS[p] for p in ("gaussian", "flow", "ais", "refinement"))
+GAPS_PROTOCOL = (
+    "Cremer et al.'s (2018) inference gaps on the first n = 1,000 MNIST test images statically "
+    "binarized with seed 0, per image, then the mean and its standard error (std / sqrt(n)), in "
+    f"nats. Images go in chunks of {GAPS_CHUNK}; each part of chunk j draws from its own CPU "
+    "generator seeded j. start: a diagonal Gaussian summary of the model's q(z|x) "
+    "(vae_lib.gaps.amortized_gaussian: a VAE's encoder Gaussian; for a FlowVAE the mean of "
+    f"{GAPS_SETTINGS['start']['n_samples']:,} draws of its flow posterior and the variances "
+    "1 / diag(Sigma^-1) of their covariance Sigma, not its base q_0). amortized: L[q], the mean of "
+    f"{GAPS_SETTINGS['amortized']['n_samples']:,} log-weights of the model's own q(z|x) (a "
+    "FlowVAE's flow posterior); gaussian: L[q*] of the best diagonal Gaussian per image "
+    f"(vae_lib.gaps.fit_gaussian_posterior from the start: {_G['steps']} Adam steps, lr "
+    f"{_G['lr']:g} falling to {_G['final_lr']:g} on a half cosine, {_G['n_samples']} draws a "
+    f"step), from {_G['eval_samples']:,} fresh draws; flow: L[q*] of that Gaussian followed by "
+    f"{_F['flow_steps']} planar maps per image (fit_flow_posterior from the Gaussian q*: "
+    f"{_F['steps']} steps, lr {_F['lr']:g} falling to {_F['final_lr']:g}, {_F['n_samples']} "
+    f"draws a step), from {_F['eval_samples']:,} fresh draws; iwae: the IWAE bound with k = "
+    f"{GAPS_SETTINGS['iwae']['k']} (vae_lib.iwae_bound); ais: log p(x) by annealed importance "
+    f"sampling (vae_lib.gaps.ais_log_px from the start: T = {_A['n_betas']} distributions on a "
+    f"{_A['schedule']} schedule, HMC with L = {_A['leapfrog_steps']} leapfrog steps, C = "
+    f"{_A['n_chains']} chains, step sizes set per image by a pilot chain towards acceptance "
+    f"{_A['target_acceptance']}); refinement: the mean ELBO after "
+    f"{', '.join(map(str, GAPS_REFINEMENT_MARKS))} Adam steps (lr {_R['lr']:g}, "
+    f"{_R['n_samples']} draws) from the start (vae_lib.gaps.refine_posterior), with the "
+    "seconds per step of a chunk. Gaps, with paired standard errors: approximation = iwae - "
+    "gaussian, amortization = gaussian - amortized, total = iwae - amortized (the value), "
+    "flow_gain = flow - gaussian and flow_share = its mean over the approximation gap's "
+    "(delta method), approximation_ais = ais - gaussian, ais_minus_iwae. per_image: the first "
+    "chunk's values; seconds: each part's wall time on one CPU thread. For a model with a flow "
+    "posterior (a FlowVAE) only amortized, gaussian and iwae, the Gaussian fitted with "
+    f"{GAPS_FLOW_POSTERIOR_GAUSSIAN['steps']} steps at lr {GAPS_FLOW_POSTERIOR_GAUSSIAN['lr']:g}"
+)
+
+
+def _mean_sem(values: torch.Tensor) -> dict[str, float]:
+    """Mean and standard error (std / sqrt(n)) of per-image values, in nats."""
+    values = values.double()
+    n = values.numel()
+    sem = values.std().item() / n**0.5 if n > 1 else 0.0
+    return {"mean": values.mean().item(), "sem": sem}
+
+
+def _ratio_sem(top: torch.Tensor, bottom: torch.Tensor) -> dict[str, float]:
+    """mean(top) / mean(bottom) and its delta-method standard error over paired images."""
+    top, bottom = top.double(), bottom.double()
+    ratio = (top.mean() / bottom.mean()).item()
+    n = top.numel()
+    spread = (top - ratio * bottom).std().item() if n > 1 else 0.0
+    return {"mean": ratio, "sem": spread / (n**0.5 * abs(bottom.mean().item()))}
+
+
+def _gaps_chunk(
+    model: nn.Module, x: torch.Tensor, seed: int, parts: tuple[str, ...], settings: Mapping
+) -> tuple[dict[str, torch.Tensor], dict[str, float], dict[str, Any]]:
+    """Every requested part for one chunk of images: per-image values ``(b,)``, seconds, and
+    the extras (the refinement's curve, the AIS acceptance)."""
+    from ..gaps import (
+        ais_log_px,
+        amortized_gaussian,
+        amortized_log_weights,
+        fit_flow_posterior,
+        fit_gaussian_posterior,
+        refine_posterior,
+    )
+
+    values: dict[str, torch.Tensor] = {}
+    seconds: dict[str, float] = {}
+    extra: dict[str, Any] = {}
+    gaussian = None
+    start = time.perf_counter()
+    generator = torch.Generator().manual_seed(seed)
+    q0 = amortized_gaussian(model, x, settings["start"]["n_samples"], generator=generator)
+    seconds["start"] = time.perf_counter() - start
+    for part in parts:
+        s = dict(settings[part])
+        generator = torch.Generator().manual_seed(seed)
+        start = time.perf_counter()
+        if part == "amortized":
+            values[part] = amortized_log_weights(model, x, s["n_samples"], generator=generator)
+            values[part] = values[part].mean(0)
+        elif part == "iwae":
+            with torch.no_grad():
+                values[part] = iwae_bound(model, x, s["k"], generator=generator)
+        elif part == "gaussian" or (part == "flow" and gaussian is None):
+            g = dict(settings["gaussian"])
+            evaluate_with = g.pop("eval_samples")
+            with torch.enable_grad():
+                gaussian = fit_gaussian_posterior(model, x, generator=generator, init=q0, **g)
+            if part == "gaussian":
+                values[part] = gaussian.elbo(evaluate_with, generator=generator)
+            else:  # the flow alone: its Gaussian start is fitted with the gaussian part's seed
+                generator = torch.Generator().manual_seed(seed)
+        if part == "flow":
+            evaluate_with = s.pop("eval_samples")
+            with torch.enable_grad():
+                flow = fit_flow_posterior(
+                    model, x, generator=generator, init=(gaussian.mu, gaussian.logvar), **s
+                )
+            values[part] = flow.elbo(evaluate_with, generator=generator)
+        elif part == "ais":
+            ais = ais_log_px(model, x, generator=generator, init=q0, **s)
+            values[part] = ais.log_px
+            extra["ais_accepted"] = ais.acceptance * ais.n_chains * (ais.n_betas - 2) * len(x)
+        elif part == "refinement":
+            with torch.enable_grad():
+                ref = refine_posterior(model, x, generator=generator, init=q0, **s)
+            values[part] = ref.elbo[-1]
+            extra["refinement"] = ref.elbo
+            extra["refinement_step_seconds"] = ref.seconds[-1].item() / max(1, s["steps"])
+        seconds[part] = time.perf_counter() - start
+    return values, seconds, extra
+
+
+def inference_gaps(
+    model: nn.Module,
+    n: int = 1000,
+    *,
+    parts: tuple[str, ...] = GAPS_PARTS,
+    per_image: int = GAPS_CHUNK,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """The ``"gaps"`` metric (:data:`GAPS_PROTOCOL`, :data:`GAPS_SETTINGS`) on the first ``n``
+    binarized test images: each part's mean, standard error, the first ``per_image`` images'
+    values and its seconds; the gaps with paired standard errors; the refinement's curve.
+
+    ``model`` needs ``encode`` and ``log_px_given_z`` (a VAE, or a FlowVAE, whose amortized
+    part uses its flow posterior and whose fits start from its moments, with
+    :data:`GAPS_FLOW_POSTERIOR_GAUSSIAN`). The chapter
+    recomputes the first chunk with ``n=20`` (the same generators, so the same values up to
+    float rounding). Works inside ``torch.no_grad()``. In nats.
+    """
+    from .. import arguments
+
+    n = arguments.integer("n", n, minimum=2, maximum=10_000)
+    unknown = [p for p in parts if p not in GAPS_PARTS]
+    if unknown or not parts:
+        raise ValueError(f"parts must be some of {GAPS_PARTS}, got {parts!r}")
+    parts = tuple(p for p in GAPS_PARTS if p in parts)
+    settings = dict(GAPS_SETTINGS)
+    if callable(getattr(model, "posterior_sample", None)):  # a flow posterior: a farther start
+        settings["gaussian"] = GAPS_FLOW_POSTERIOR_GAUSSIAN
+    test = _binary_test(n)
+    values: dict[str, list[torch.Tensor]] = {p: [] for p in parts}
+    seconds = dict.fromkeys((*parts, "start"), 0.0)
+    curves, step_seconds, accepted = [], [], 0.0
+    started = time.perf_counter()
+    chunks = list(enumerate(test.split(GAPS_CHUNK)))
+    for j, xb in tqdm(chunks, desc="gaps", unit="chunk", disable=not progress):
+        v, sec, extra = _gaps_chunk(model, xb, j, parts, settings)
+        for p in parts:
+            values[p].append(v[p].detach().double().cpu())
+        for p in sec:
+            seconds[p] += sec[p]
+        if "refinement" in extra:
+            curves.append(extra["refinement"].detach().double().cpu())
+            step_seconds.append(extra["refinement_step_seconds"])
+        accepted += extra.get("ais_accepted", 0.0)
+    per = {p: torch.cat(values[p]) for p in parts}
+    result: dict[str, Any] = {"n": n, "parts": {}, "gaps": {}}
+    for p in parts:
+        result["parts"][p] = {
+            **_mean_sem(per[p]),
+            "per_image": [round(v, 4) for v in per[p][:per_image].tolist()],
+            "seconds": round(seconds[p], 1),
+        }
+    if "ais" in parts:
+        s = settings["ais"]
+        result["parts"]["ais"]["acceptance"] = accepted / (n * s["n_chains"] * (s["n_betas"] - 2))
+    if curves:
+        curve = torch.cat(curves, dim=1)  # (steps + 1, n)
+        marks = [m for m in GAPS_REFINEMENT_MARKS if m < curve.shape[0]]
+        result["parts"]["refinement"].update(
+            steps=marks,
+            elbo=[curve[m].mean().item() for m in marks],
+            elbo_sem=[curve[m].std().item() / n**0.5 for m in marks],
+            gain_sem=[(curve[m] - curve[0]).std().item() / n**0.5 for m in marks],
+            seconds_per_step=sum(step_seconds) / len(step_seconds),
+            images_per_chunk=GAPS_CHUNK,
+        )
+    pairs = {
+        "approximation": ("iwae", "gaussian"),
+        "amortization": ("gaussian", "amortized"),
+        "total": ("iwae", "amortized"),
+        "flow_gain": ("flow", "gaussian"),
+        "approximation_ais": ("ais", "gaussian"),
+        "ais_minus_iwae": ("ais", "iwae"),
+    }
+    for name, (a, b) in pairs.items():
+        if a in per and b in per:
+            result["gaps"][name] = _mean_sem(per[a] - per[b])
+    if all(p in per for p in ("flow", "gaussian", "iwae")):
+        result["gaps"]["flow_share"] = _ratio_sem(
+            per["flow"] - per["gaussian"], per["iwae"] - per["gaussian"]
+        )
+    result["value"] = result["gaps"].get("total", {}).get("mean", float("nan"))
+    result["start_seconds"] = round(seconds["start"], 1)
+    result["settings"] = {p: dict(settings[p]) for p in ("start", *parts)}
+    result["chunk"] = GAPS_CHUNK
+    result["threads"] = torch.get_num_threads()
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    return result
+
+
+def _gaps(model, needs, progress) -> dict[str, Any]:
+    flow_posterior = callable(getattr(model, "posterior_sample", None))
+    parts = GAPS_FLOW_POSTERIOR_PARTS if flow_posterior else GAPS_PARTS
+    return inference_gaps(model, parts=parts, progress=progress)
+
+
 def _nll_ais(model, needs, progress) -> dict[str, Any]:
     from ..rbm import ais_log_partition, base_rate_visible_bias
 
@@ -194,12 +459,21 @@ def _nll_ais(model, needs, progress) -> dict[str, Any]:
 
 
 def _frechet(model, needs, progress) -> dict[str, Any]:
-    from ..frechet import classifier_frechet_distance
+    from ..frechet import classifier_features, frechet_distance
 
     classifier = needs["digit_classifier"]
     samples = model.sample(10_000, generator=_cpu0())
-    value = classifier_frechet_distance(classifier, samples, load_mnist("test").images)
-    return {"value": value}
+    test = load_mnist("test")
+    sample_features = classifier_features(classifier, samples)
+    value = frechet_distance(sample_features, classifier_features(classifier, test.images))
+    digits = classifier.head(sample_features).argmax(1).cpu()
+    shares = torch.bincount(digits, minlength=10).double() / len(digits)
+    test_shares = torch.bincount(test.labels, minlength=10).double() / len(test.labels)
+    return {
+        "value": value,
+        "digit_shares": shares.tolist(),
+        "mix_distance": 0.5 * (shares - test_shares).abs().sum().item(),
+    }
 
 
 def _test_accuracy(model, needs, progress) -> dict[str, Any]:
@@ -325,6 +599,7 @@ METRICS: Mapping[str, Metric] = MappingProxyType(
             _words,
         ),
         "nll": Metric(NLL_PROTOCOL, _nll),
+        "gaps": Metric(GAPS_PROTOCOL, _gaps),
         "nll_ais": Metric(
             "-log p(v) on all 10,000 MNIST test images statically binarized with seed 0, log Z "
             "by annealed importance sampling: 100 runs, 10,000 inverse temperatures spaced "
@@ -334,7 +609,9 @@ METRICS: Mapping[str, Metric] = MappingProxyType(
         ),
         "frechet": Metric(
             "Frechet distance between the digit classifier's features of 10,000 samples (CPU "
-            "generator seeded 0) and of the 10,000 grey MNIST test images",
+            "generator seeded 0) and of the 10,000 grey MNIST test images; digit_shares: the "
+            "fraction of the samples the classifier reads as each digit, mix_distance: their "
+            "total variation distance from the test set's shares (half the summed differences)",
             _frechet,
             uses=("digit_classifier",),
         ),
