@@ -162,3 +162,19 @@ def test_estimators_that_assume_the_standard_normal_prior_refuse_a_learned_one(x
     flow = FlowVAE(FlowVAEConfig(**SMALL, flow_steps=1, flow_hidden_dims=(8,), context_dim=0))
     with pytest.raises(ValueError, match="flow posterior"):
         V.kl_per_dimension(flow, x.float())
+
+
+def test_off_the_cpu_the_prior_makes_no_float64_and_agrees_with_the_cpu_path():
+    from test_float64_placement import run_on_meta
+
+    model = VampPriorVAE(VampPriorConfig(**SMALL, pseudo_inputs=3))
+    run_on_meta(lambda: model.to("meta").log_prior(torch.empty(4, 2, 3, device="meta")))
+    # the other path (taken off the CPU), run here on the CPU, gives the same numbers
+    model = _model()
+    z = torch.randn(7, 5, 3, dtype=torch.float64, generator=_gen(11))
+    with torch.no_grad():
+        mu, logvar = model.prior_components()
+        direct = torch.logsumexp(
+            V.distributions.diagonal_gaussian_log_prob(z.unsqueeze(-2), mu, logvar), -1
+        ) - math.log(mu.shape[0])
+        torch.testing.assert_close(model.log_prior(z), direct)
