@@ -1092,12 +1092,12 @@ def amortized_gaussian(
     s_chunk = max(1, max_elements // (x.shape[0] * _cost(model, x)))
     draws = torch.cat(
         [sampler(x, stop - start, generator)[0] for start, stop in _chunks(n_samples, s_chunk)]
-    ).double()
+    ).to("cpu", torch.float64)  # the covariance's inverse in float64, on the CPU (MPS has none)
     mu = draws.mean(0)
     centred = draws - mu
     cov = torch.einsum("sbi,sbj->bij", centred, centred) / (n_samples - 1)
     precision = torch.diagonal(torch.linalg.inv(cov), dim1=-2, dim2=-1)
-    return mu.to(x.dtype), (-torch.log(precision)).to(x.dtype)
+    return mu.to(x.device, x.dtype), (-torch.log(precision)).to(x.device, x.dtype)
 
 
 # -- 6. log p(x) by annealed importance sampling --------------------------------------------------
